@@ -1,0 +1,617 @@
+"""Job and Context: one run of one function through the state machine."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from time import perf_counter, time
+from types import MappingProxyType
+from typing import Any, Final, Generic, TypeVar, final
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import attrs
+import structlog
+
+from anyjob._exceptions import JobStateError
+from anyjob._ids import format_id, new_id_value
+from anyjob._state import State
+from anyjob.instrumentation import _hooks
+
+__all__ = ["Context", "Job", "JobStats", "wrap"]
+
+R = TypeVar("R")
+
+_CREATED: Final = State.CREATED
+_RUNNING: Final = State.RUNNING
+_CANCELING: Final = State.CANCELING
+_SUCCEEDED: Final = State.SUCCEEDED
+_FAILED: Final = State.FAILED
+_CANCELED: Final = State.CANCELED
+_ZERO: Final = timedelta(0)
+_EMPTY_LABELS: Final[Mapping[str, str]] = MappingProxyType({})
+
+_logger = structlog.get_logger("anyjob")
+
+#: Called with the job after every state or progress change (used by the manager).
+Listener = Callable[["Job[Any]"], None]
+
+
+_scope_classes: dict[str, type[anyio.CancelScope]] = {}
+
+
+def new_cancel_scope() -> anyio.CancelScope:
+    """``anyio.CancelScope()`` without anyio's per-call backend dispatch.
+
+    ``anyio.CancelScope()`` looks the backend up and then initialises the backend's
+    scope twice; calling the backend's class directly halves the cost of the
+    scope every run needs (see ``benchmarks/bench_job.py``). The class is found
+    the public way, once per backend.
+    """
+    library = _current_async_library()
+    cls = _scope_classes.get(library)
+    if cls is None:
+        cls = _scope_classes[library] = type(anyio.CancelScope())
+    return cls()
+
+
+try:
+    from sniffio import current_async_library as _sniffio_library
+except ImportError:  # pragma: no cover - anyio runs without sniffio on asyncio only
+
+    def _current_async_library() -> str:
+        return "asyncio"
+
+else:
+
+    def _current_async_library() -> str:
+        return _sniffio_library()
+
+
+def _to_datetime(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def error_text(error: BaseException) -> str:
+    """The message of *error*, or its type name when the message is empty."""
+    return str(error) or type(error).__qualname__
+
+
+def _check_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
+    if labels is None:
+        return _EMPTY_LABELS
+    if not isinstance(labels, Mapping):
+        msg = f"labels must be a mapping of str to str, not {type(labels).__name__}"
+        raise TypeError(msg)
+    copied: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            msg = f"labels must map str to str, got {key!r}: {value!r}"
+            raise TypeError(msg)
+        copied[key] = value
+    return MappingProxyType(copied)
+
+
+@final
+@attrs.frozen
+class JobStats:
+    """A snapshot of one job.
+
+    Attributes:
+        id: The job's id.
+        name: The job's name.
+        state: Its state when the snapshot was taken.
+        progress: Progress in ``[0, 1]``.
+        message: The latest progress message, or ``None``.
+        labels: The job's labels (read-only).
+        created_at: When the job was made (UTC).
+        started_at: When the latest run started, or ``None``.
+        ended_at: When the latest run ended, or ``None``.
+        execution_time: How long the latest run took (so far, while executing).
+        error: The message of the latest run's error, or ``None``.
+    """
+
+    id: str
+    name: str
+    state: State
+    progress: float
+    message: str | None
+    labels: Mapping[str, str]
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    execution_time: timedelta
+    error: str | None
+
+
+@final
+@attrs.define(eq=False, init=False)
+class Context:
+    """What the job's function receives: its identity, params, a logger, and ways to report.
+
+    A context belongs to one run of one job. Reporting through it after that run
+    ended raises :class:`~anyjob.JobStateError`.
+    """
+
+    _job: Job[Any]
+    _run_no: int
+    _logger: Any
+
+    def __init__(self, job: Job[Any], run_no: int) -> None:
+        self._job = job
+        self._run_no = run_no
+        self._logger = None
+
+    @property
+    def id(self) -> str:
+        """The job's id."""
+        return self._job.id
+
+    @property
+    def name(self) -> str:
+        """The job's name."""
+        return self._job.name
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The job's labels (read-only)."""
+        return self._job.labels
+
+    @property
+    def params(self) -> Any:
+        """The params this run was started with."""
+        return self._job.params
+
+    @property
+    def logger(self) -> Any:
+        """A structlog logger bound with the job's id and name (``job_id``, ``job_name``)."""
+        if self._logger is None:
+            job = self._job
+            self._logger = job._base_logger.bind(job_id=job.id, job_name=job.name)  # noqa: SLF001
+        return self._logger
+
+    def _check_current(self) -> Job[Any]:
+        job = self._job
+        if job._run_no != self._run_no or not job.is_executing:  # noqa: SLF001
+            msg = f"cannot report on job {job.name!r} ({job.id}): the run this context belongs to has ended"
+            raise JobStateError(msg, job_id=job.id)
+        return job
+
+    def set_progress(self, value: float, message: str | None = None) -> None:
+        """Report progress.
+
+        Args:
+            value: A finite number in ``[0, 1]``.
+            message: A short text for people (``None`` keeps the previous message).
+
+        Raises:
+            TypeError: *value* is not a real number (``bool`` is refused) or *message*
+                is not a string.
+            ValueError: *value* is NaN, infinite, or outside ``[0, 1]``.
+            JobStateError: The run this context belongs to has ended.
+
+        A refused value changes nothing: the job carries on as before.
+        """
+        cls = type(value)
+        if cls is not float and cls is not int:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                import numbers  # noqa: PLC0415 - rare path: Decimal, Fraction, numpy scalars
+                from decimal import Decimal  # noqa: PLC0415
+
+                if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
+                    msg = f"progress must be a real number in [0, 1], not {cls.__name__}"
+                    raise TypeError(msg)
+        progress = float(value)
+        if not (0.0 <= progress <= 1.0) or math.isnan(progress):
+            msg = f"progress must be a finite number in [0, 1], got {value!r}"
+            raise ValueError(msg)
+        if message is not None and not isinstance(message, str):
+            msg = f"progress message must be a str or None, not {type(message).__name__}"
+            raise TypeError(msg)
+        job = self._check_current()
+        job._progress = progress  # noqa: SLF001
+        if message is not None:
+            job._message = message  # noqa: SLF001
+        if job._listener is not None:  # noqa: SLF001
+            job._listener(job)  # noqa: SLF001
+
+    def set_result(self, value: Any) -> None:
+        """Set the job's result now; it is visible as ``job.result`` while the job runs.
+
+        A non-``None`` return value of the function replaces it.
+
+        Raises:
+            JobStateError: The run this context belongs to has ended.
+        """
+        self._check_current()._result = value  # noqa: SLF001
+
+
+@final
+@attrs.define(eq=False, init=False)
+class Job(Generic[R]):
+    """A coroutine function wrapped in a state machine.
+
+    ``fn`` is ``async def fn(ctx: Context) -> R`` (see :func:`wrap` for functions
+    without a context). A job runs in the task that calls :meth:`run`, may be
+    canceled with :meth:`cancel`, and may run again once done. Exceptions raised
+    by ``fn`` are recorded in :attr:`error`, never lost and never raised by ``run``
+    (except ``KeyboardInterrupt``/``SystemExit`` and cancellation of the caller,
+    which are recorded and re-raised).
+
+    Args:
+        fn: The async function to run.
+        id: The job's id; by default a new UUIDv7 string.
+        name: A name for people and filters; by default ``fn.__qualname__``.
+        labels: ``str -> str`` pairs, copied into a read-only mapping.
+        logger: A structlog logger to bind ``ctx.logger`` from; by default
+            ``structlog.get_logger("anyjob")``.
+
+    Raises:
+        TypeError: *fn* is not callable, or *id*, *name* or *labels* have the wrong type.
+        ValueError: *id* or *name* is empty.
+    """
+
+    _fn: Callable[[Context], Awaitable[R]]
+    _id: str | None
+    _id_value: int
+    _name: str
+    _labels: Mapping[str, str]
+    _base_logger: Any
+    _state: State
+    _progress: float
+    _message: str | None
+    _params: Any
+    _result: R | None
+    _error: BaseException | None
+    _created: float
+    _started: float | None
+    _ended: float | None
+    _t0: float
+    _elapsed: float
+    _run_no: int
+    _scope: anyio.CancelScope | None
+    _cancel_requested: bool
+    _done: anyio.Event | None
+    _listener: Listener | None
+
+    def __init__(
+        self,
+        fn: Callable[[Context], Awaitable[R]],
+        *,
+        id: str | None = None,  # noqa: A002 - the contract's name
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        logger: Any = None,
+    ) -> None:
+        if not callable(fn):
+            msg = f"fn must be an async function taking a Context, not {type(fn).__name__}"
+            raise TypeError(msg)
+        if id is None:
+            # Formatted on first use: most of the cost of an id is the string.
+            self._id_value = new_id_value()
+        elif not isinstance(id, str):
+            msg = f"job id must be a str, not {type(id).__name__}"
+            raise TypeError(msg)
+        elif not id:
+            msg = "job id must not be empty"
+            raise ValueError(msg)
+        if name is None:
+            name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        elif not isinstance(name, str):
+            msg = f"job name must be a str, not {type(name).__name__}"
+            raise TypeError(msg)
+        elif not name:
+            msg = "job name must not be empty"
+            raise ValueError(msg)
+        self._fn = fn
+        self._id = id
+        self._name = name
+        self._labels = _check_labels(labels)
+        self._base_logger = _logger if logger is None else logger
+        self._state = _CREATED
+        self._progress = 0.0
+        self._message = None
+        self._params = None
+        self._result = None
+        self._error = None
+        self._created = time()
+        self._started = None
+        self._ended = None
+        self._t0 = 0.0
+        self._elapsed = 0.0
+        self._run_no = 0
+        self._scope = None
+        self._cancel_requested = False
+        self._done = None
+        self._listener = None
+
+    def __repr__(self) -> str:
+        return f"<Job {self._name!r} id={self.id} state={self._state.value}>"
+
+    # -- read-only attributes -------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The job's id."""
+        id_ = self._id
+        if id_ is None:
+            id_ = self._id = format_id(self._id_value)
+        return id_
+
+    @property
+    def name(self) -> str:
+        """The job's name."""
+        return self._name
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The job's labels (a read-only copy of what was given)."""
+        return self._labels
+
+    @property
+    def state(self) -> State:
+        """The current state."""
+        return self._state
+
+    @property
+    def progress(self) -> float:
+        """Progress of the latest run in ``[0, 1]``; 0.0 until the function reports."""
+        return self._progress
+
+    @property
+    def message(self) -> str | None:
+        """The latest progress message of the latest run, or ``None``."""
+        return self._message
+
+    @property
+    def params(self) -> Any:
+        """The params of the latest run (``None`` before the first)."""
+        return self._params
+
+    @property
+    def result(self) -> R | None:
+        """The result of the latest run: the function's return value, or what it set with ``ctx.set_result``."""
+        return self._result
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception the function raised in the latest run, or ``None``.
+
+        For a timed-out attempt (see :class:`~anyjob.Executor`) this is a ``TimeoutError``.
+        """
+        return self._error
+
+    @property
+    def created_at(self) -> datetime:
+        """When the job was made (UTC)."""
+        return datetime.fromtimestamp(self._created, UTC)
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the latest run started (UTC), or ``None``."""
+        return _to_datetime(self._started)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When the latest run ended (UTC); ``None`` before that, and while running."""
+        return _to_datetime(self._ended)
+
+    @property
+    def execution_time(self) -> timedelta:
+        """How long the latest run took; zero before the first run, growing while executing."""
+        if self._state is _RUNNING or self._state is _CANCELING:
+            return timedelta(seconds=perf_counter() - self._t0)
+        if self._run_no == 0:
+            return _ZERO
+        return timedelta(seconds=self._elapsed)
+
+    @property
+    def is_done(self) -> bool:
+        """True when the job is ``SUCCEEDED``, ``FAILED`` or ``CANCELED``."""
+        return self._state.is_done
+
+    @property
+    def is_executing(self) -> bool:
+        """True when the job is ``RUNNING`` or ``CANCELING``."""
+        return self._state is _RUNNING or self._state is _CANCELING
+
+    def is_state(self, *states: State) -> bool:
+        """True when the job's state is one of *states*."""
+        return self._state in states
+
+    def stats(self) -> JobStats:
+        """A frozen snapshot of the job."""
+        error = self._error
+        return JobStats(
+            id=self.id,
+            name=self._name,
+            state=self._state,
+            progress=self._progress,
+            message=self._message,
+            labels=self._labels,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            execution_time=self.execution_time,
+            error=None if error is None else error_text(error),
+        )
+
+    # -- control ----------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        """Ask the running function to stop.
+
+        Returns:
+            True when the job was ``RUNNING`` (it is now ``CANCELING`` and ends
+            ``CANCELED`` whatever the function then does); False otherwise.
+        """
+        if self._state is not _RUNNING:
+            return False
+        self._cancel_requested = True
+        self._set_state(_CANCELING)
+        scope = self._scope
+        if scope is not None:
+            scope.cancel()
+        return True
+
+    async def wait(self) -> None:
+        """Return once the job is not executing (at once if it never started)."""
+        if not self.is_executing:
+            await anyio.lowlevel.checkpoint()
+            return
+        done = self._done
+        if done is None:
+            done = self._done = anyio.Event()
+        await done.wait()
+
+    async def run(
+        self,
+        params: Any = None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the function once, in the calling task, to a terminal state.
+
+        The job is ``RUNNING`` before this first yields, so a second ``run`` in
+        the same tick raises; ``await task_group.start(job.run, params)`` returns
+        once the job is ``RUNNING``. A re-run resets ``result``, ``error``,
+        ``progress``, ``message``, ``started_at`` and ``ended_at``.
+
+        Args:
+            params: Made available as ``ctx.params`` and ``job.params``.
+            task_status: Set by ``TaskGroup.start``.
+
+        Raises:
+            JobStateError: The job is executing.
+
+        An exception raised by the function ends the job ``FAILED`` and is kept
+        in :attr:`error`; it is not raised here. ``KeyboardInterrupt`` and
+        ``SystemExit`` are recorded and re-raised. If the caller's scope is
+        cancelled, the job ends ``CANCELED`` and the cancellation propagates.
+        """
+        await self._run(params, None, task_status)
+
+    # -- the engine (also driven by Executor) -------------------------------------
+
+    def _set_state(self, new: State) -> None:
+        old = self._state
+        if not old.can_become(new):  # pragma: no cover - guarded by every caller
+            msg = f"job {self._name!r} ({self.id}) cannot go from {old.value} to {new.value}"
+            raise JobStateError(msg, job_id=self.id)
+        self._state = new
+        if self._listener is not None:
+            self._listener(self)
+
+    def _start(self, params: Any) -> None:
+        """Enter RUNNING synchronously (before any yield), resetting the previous run."""
+        state = self._state
+        if state is _RUNNING or state is _CANCELING:
+            msg = f"cannot run job {self._name!r} ({self.id}): it is already {state.value}"
+            raise JobStateError(msg, job_id=self.id)
+        self._params = params
+        self._result = None
+        self._error = None
+        self._progress = 0.0
+        self._message = None
+        self._ended = None
+        self._cancel_requested = False
+        self._run_no += 1
+        self._started = time()
+        self._t0 = perf_counter()
+        self._set_state(_RUNNING)
+        if _hooks.active:
+            self._emit(_hooks.JOB_STARTED, None)
+
+    async def _run(
+        self,
+        params: Any,
+        timeout: float | None,
+        task_status: anyio.abc.TaskStatus[None],
+    ) -> None:
+        self._start(params)
+        scope = self._scope = new_cancel_scope()
+        if timeout is not None:
+            scope.deadline = anyio.current_time() + timeout
+        if self._cancel_requested:  # pragma: no cover - a listener canceled at once
+            scope.cancel()
+        task_status.started()
+        ctx = Context(self, self._run_no)
+        try:
+            with scope:
+                value = await self._fn(ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded, never lost
+            self._end(_CANCELED if self._cancel_requested else _FAILED, exc)
+            return
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                # The caller's scope was cancelled (ours would have caught it).
+                self._end(_CANCELED, None)
+            else:
+                # KeyboardInterrupt, SystemExit, GeneratorExit: record, then let it go on.
+                self._end(_CANCELED if self._cancel_requested else _FAILED, exc)
+            raise
+        if self._cancel_requested:
+            self._end(_CANCELED, None)
+        elif scope.cancelled_caught:
+            error = TimeoutError(f"job {self._name!r} ({self.id}) timed out after {timeout} s")
+            self._end(_FAILED, error)
+        else:
+            if value is not None:
+                self._result = value
+            self._end(_SUCCEEDED, None)
+
+    def _end(self, state: State, error: BaseException | None) -> None:
+        self._elapsed = perf_counter() - self._t0
+        self._ended = time()
+        self._error = error
+        self._scope = None
+        self._set_state(state)
+        done = self._done
+        if done is not None:
+            self._done = None
+            done.set()
+        if _hooks.active:
+            if state is _SUCCEEDED:
+                name = _hooks.JOB_SUCCEEDED
+            elif state is _FAILED:
+                name = _hooks.JOB_FAILED
+            else:
+                name = _hooks.JOB_CANCELED
+            self._emit(name, error, self._elapsed)
+
+    def _emit(self, name: str, error: BaseException | None, duration: float | None = None) -> None:
+        _hooks.emit(
+            _hooks.HookEvent(
+                name=name,
+                job_id=self.id,
+                job_name=self._name,
+                labels=self._labels,
+                state=self._state,
+                error=error,
+                duration=duration,
+            )
+        )
+
+
+def wrap(fn: Callable[[], Awaitable[R]]) -> Callable[[Context], Awaitable[R]]:
+    """Adapt ``async def f() -> R`` to the ``async def fn(ctx) -> R`` a Job expects.
+
+    The wrapper keeps ``f``'s name and qualified name, so the job's default name is ``f``'s.
+
+    Raises:
+        TypeError: *fn* is not callable.
+    """
+    if not callable(fn):
+        msg = f"wrap() needs an async function, not {type(fn).__name__}"
+        raise TypeError(msg)
+
+    async def wrapper(ctx: Context) -> R:  # noqa: ARG001 - the job's calling convention
+        return await fn()
+
+    wrapper.__name__ = getattr(fn, "__name__", wrapper.__name__)
+    wrapper.__qualname__ = getattr(fn, "__qualname__", wrapper.__qualname__)
+    wrapper.__doc__ = getattr(fn, "__doc__", None)
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    return wrapper

@@ -1,0 +1,159 @@
+"""The hook registry: every lifecycle event anyjob emits goes through here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Final, Protocol, final, runtime_checkable
+
+import attrs
+import structlog
+
+if TYPE_CHECKING:
+    from anyjob._state import State
+
+__all__ = [
+    "Hook",
+    "HookEvent",
+    "JOB_CANCELED",
+    "JOB_FAILED",
+    "JOB_STARTED",
+    "JOB_SUCCEEDED",
+    "RETRY_SCHEDULED",
+    "StructlogHook",
+    "get_hooks",
+    "reset_hooks",
+    "set_hooks",
+]
+
+JOB_STARTED: Final = "anyjob.job_started"
+JOB_SUCCEEDED: Final = "anyjob.job_succeeded"
+JOB_FAILED: Final = "anyjob.job_failed"
+JOB_CANCELED: Final = "anyjob.job_canceled"
+RETRY_SCHEDULED: Final = "anyjob.retry_scheduled"
+
+logger = structlog.get_logger("anyjob")
+
+_WARNING_EVENTS: Final = frozenset({JOB_FAILED, RETRY_SCHEDULED})
+
+
+@final
+@attrs.frozen
+class HookEvent:
+    """What a hook receives: one lifecycle event of one job.
+
+    Attributes:
+        name: The dotted event name: ``anyjob.job_started``, ``anyjob.job_succeeded``,
+            ``anyjob.job_failed``, ``anyjob.job_canceled`` or ``anyjob.retry_scheduled``.
+        job_id: The job's id.
+        job_name: The job's name.
+        labels: The job's labels (read-only).
+        state: The job's state when the event was emitted.
+        error: The exception of a failed attempt or job (``job_failed``,
+            ``retry_scheduled``; for ``job_canceled`` an exception the function raised
+            while unwinding, if any).
+        duration: Seconds the run took, for the three end events.
+        attempt: For ``retry_scheduled``: the number of the attempt that just failed (1-based).
+        wait: For ``retry_scheduled``: seconds until the next attempt starts.
+    """
+
+    name: str
+    job_id: str
+    job_name: str
+    labels: Mapping[str, str]
+    state: State
+    error: BaseException | None = None
+    duration: float | None = None
+    attempt: int | None = None
+    wait: float | None = None
+
+
+@runtime_checkable
+class Hook(Protocol):
+    """Anything callable with a :class:`HookEvent`.
+
+    Hooks run synchronously in the job's task: keep them quick and never block.
+    An exception raised by a hook is logged (``anyjob.hook_failed``) and does not
+    affect the job.
+    """
+
+    def __call__(self, event: HookEvent) -> None:
+        """Receive one event."""
+
+
+@final
+@attrs.define(eq=False)
+class StructlogHook:
+    """The default hook: logs through ``structlog.get_logger("anyjob")``.
+
+    Failures and scheduled retries are logged at warning level, the other state
+    changes at debug level. The event name is the structlog event; the job's id
+    and name, and where known the duration, attempt, wait and error, are fields.
+    anyjob never configures structlog: filter these events in your own
+    configuration, or silence them with ``set_hooks([])``.
+    """
+
+    def __call__(self, event: HookEvent) -> None:
+        """Log *event*."""
+        warn = event.name in _WARNING_EVENTS
+        # Ask first: building the fields costs more than a filtered-out call.
+        try:
+            enabled = logger.is_enabled_for(logging.WARNING if warn else logging.DEBUG)
+        except AttributeError:  # a configured wrapper class without is_enabled_for
+            enabled = True
+        if not enabled:
+            return
+        fields: dict[str, object] = {"job_id": event.job_id, "job_name": event.job_name}
+        if event.duration is not None:
+            fields["duration"] = round(event.duration, 6)
+        if event.attempt is not None:
+            fields["attempt"] = event.attempt
+        if event.wait is not None:
+            fields["wait"] = round(event.wait, 6)
+        if event.error is not None:
+            fields["error"] = f"{type(event.error).__qualname__}: {event.error}"
+        if warn:
+            logger.warning(event.name, **fields)
+        else:
+            logger.debug(event.name, **fields)
+
+
+_DEFAULT: Final[tuple[Hook, ...]] = (StructlogHook(),)
+
+#: The active hooks. Read directly on hot paths (an empty tuple costs nothing).
+active: tuple[Hook, ...] = _DEFAULT
+
+
+def set_hooks(hooks: Iterable[Hook]) -> None:
+    """Replace the active hooks. ``set_hooks([])`` silences anyjob entirely.
+
+    Raises:
+        TypeError: One of *hooks* is not callable.
+    """
+    global active  # noqa: PLW0603 - the registry is process-wide, as in stamina
+    new = tuple(hooks)
+    for hook in new:
+        if not callable(hook):
+            msg = f"a hook must be callable with a HookEvent, got {hook!r}"
+            raise TypeError(msg)
+    active = new
+
+
+def get_hooks() -> tuple[Hook, ...]:
+    """The active hooks, in the order they are called."""
+    return active
+
+
+def reset_hooks() -> None:
+    """Restore the default hooks (one :class:`StructlogHook`)."""
+    global active  # noqa: PLW0603
+    active = _DEFAULT
+
+
+def emit(event: HookEvent) -> None:
+    """Call every active hook with *event*; a failing hook is logged, never raised."""
+    for hook in active:
+        try:
+            hook(event)
+        except Exception as exc:  # noqa: BLE001 - a broken hook must not break the job
+            logger.error("anyjob.hook_failed", hook=repr(hook), event_name=event.name, error=repr(exc))

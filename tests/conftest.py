@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from anyjob import instrumentation
+from anyjob._executor import TestingMode, set_testing_mode
+
+
+@pytest.fixture(
+    params=[pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("trio", {}), id="trio")],
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _isolate_process_settings() -> Iterator[None]:
+    """Every test starts with the default hooks and testing mode off, and leaves them so."""
+    instrumentation.reset_hooks()
+    set_testing_mode(TestingMode())
+    yield
+    instrumentation.reset_hooks()
+    set_testing_mode(TestingMode())
+
+
+@pytest.fixture
+def silent() -> Iterator[None]:
+    """Silence anyjob's logging for tests that run many jobs."""
+    instrumentation.set_hooks([])
+    yield
