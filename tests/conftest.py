@@ -26,7 +26,6 @@ def _isolate_process_settings() -> Iterator[None]:
 
 
 @pytest.fixture
-def silent() -> Iterator[None]:
-    """Silence anyjob's logging for tests that run many jobs."""
+def silent() -> None:
+    """Silence anyjob's logging for tests that run many jobs (restored by the autouse fixture)."""
     instrumentation.set_hooks([])
-    yield

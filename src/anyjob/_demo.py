@@ -49,7 +49,7 @@ _flaky_calls = 0
 
 async def flaky(ctx: anyjob.Context) -> str:
     """Fail twice, then succeed: the executor retries it."""
-    global _flaky_calls  # noqa: PLW0603 - a demo's counter
+    global _flaky_calls
     _flaky_calls += 1
     await anyio.sleep(0.05)
     if _flaky_calls < 3:

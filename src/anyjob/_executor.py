@@ -18,7 +18,7 @@ from anyjob._exceptions import (
     JobCanceledError,
     JobStateError,
 )
-from anyjob._job import Job, new_cancel_scope, error_text
+from anyjob._job import Job, error_text, new_cancel_scope
 from anyjob._retry import Retry, as_retry
 from anyjob._state import State
 from anyjob._time import to_seconds
@@ -208,7 +208,7 @@ class Executor(Generic[R]):
         except Exception:  # noqa: BLE001 - no event loop here: fall back to the monotonic clock
             assert self._cooldown_until_mono is not None  # noqa: S101 - set together
             remaining = self._cooldown_until_mono - time.monotonic()
-        return remaining if remaining > 0.0 else 0.0
+        return max(0.0, remaining)
 
     def _begin_cooldown(self) -> None:
         cooldown = self._cooldown
@@ -292,7 +292,7 @@ class Executor(Generic[R]):
         """
         self._attempts += 1
         job = self._job
-        await job._run(params, self._timeout, anyio.TASK_STATUS_IGNORED)  # noqa: SLF001
+        await job._run(params, self._timeout, anyio.TASK_STATUS_IGNORED)
         state = job.state
         if state is State.SUCCEEDED:
             return None
@@ -350,9 +350,10 @@ class Executor(Generic[R]):
 
     def _tenacity_predicate(self, retry_state: tenacity.RetryCallState) -> bool:
         outcome = retry_state.outcome
-        if outcome is None or not outcome.failed or self._retry is None:
+        if outcome is None or self._retry is None:
             return False
-        return self._retry.should_retry(outcome.exception())
+        error = outcome.exception()
+        return error is not None and self._retry.should_retry(error)
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
         if testing_mode().enabled or self._retry is None:

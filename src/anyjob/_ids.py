@@ -27,7 +27,7 @@ _COUNTER_MAX = (1 << _COUNTER_BITS) - 1
 # Seed below half the range so a burst can count up for ~2 * 10**12 ids without overflow.
 _SEED_BITS = _COUNTER_BITS - 1
 
-_rng = Random(os.urandom(16))
+_rng = Random(os.urandom(16))  # noqa: S311 - ids need uniqueness, not secrecy
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
@@ -46,7 +46,7 @@ def format_id(value: int) -> str:
 
 def new_id_value() -> int:
     """Return the 128-bit value of a new UUIDv7 (formatting is left to :func:`format_id`)."""
-    global _last_ms, _counter  # noqa: PLW0603 - the generator's state is process-wide by design
+    global _last_ms, _counter
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:

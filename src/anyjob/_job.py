@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from time import perf_counter, time
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar, final
@@ -72,6 +74,11 @@ else:
 
 def _to_datetime(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def _is_real(value: object) -> bool:
+    """A real number other than bool (the rare path: Fraction, Decimal, numpy scalars)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real | Decimal)
 
 
 def error_text(error: BaseException) -> str:
@@ -169,12 +176,12 @@ class Context:
         """A structlog logger bound with the job's id and name (``job_id``, ``job_name``)."""
         if self._logger is None:
             job = self._job
-            self._logger = job._base_logger.bind(job_id=job.id, job_name=job.name)  # noqa: SLF001
+            self._logger = job._base_logger.bind(job_id=job.id, job_name=job.name)
         return self._logger
 
     def _check_current(self) -> Job[Any]:
         job = self._job
-        if job._run_no != self._run_no or not job.is_executing:  # noqa: SLF001
+        if job._run_no != self._run_no or not job.is_executing:
             msg = f"cannot report on job {job.name!r} ({job.id}): the run this context belongs to has ended"
             raise JobStateError(msg, job_id=job.id)
         return job
@@ -195,14 +202,9 @@ class Context:
         A refused value changes nothing: the job carries on as before.
         """
         cls = type(value)
-        if cls is not float and cls is not int:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                import numbers  # noqa: PLC0415 - rare path: Decimal, Fraction, numpy scalars
-                from decimal import Decimal  # noqa: PLC0415
-
-                if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
-                    msg = f"progress must be a real number in [0, 1], not {cls.__name__}"
-                    raise TypeError(msg)
+        if cls is not float and cls is not int and not _is_real(value):
+            msg = f"progress must be a real number in [0, 1], not {cls.__name__}"
+            raise TypeError(msg)
         progress = float(value)
         if not (0.0 <= progress <= 1.0) or math.isnan(progress):
             msg = f"progress must be a finite number in [0, 1], got {value!r}"
@@ -211,11 +213,11 @@ class Context:
             msg = f"progress message must be a str or None, not {type(message).__name__}"
             raise TypeError(msg)
         job = self._check_current()
-        job._progress = progress  # noqa: SLF001
+        job._progress = progress
         if message is not None:
-            job._message = message  # noqa: SLF001
-        if job._listener is not None:  # noqa: SLF001
-            job._listener(job)  # noqa: SLF001
+            job._message = message
+        if job._listener is not None:
+            job._listener(job)
 
     def set_result(self, value: Any) -> None:
         """Set the job's result now; it is visible as ``job.result`` while the job runs.
@@ -225,7 +227,7 @@ class Context:
         Raises:
             JobStateError: The run this context belongs to has ended.
         """
-        self._check_current()._result = value  # noqa: SLF001
+        self._check_current()._result = value
 
 
 @final
@@ -298,7 +300,8 @@ class Job(Generic[R]):
             msg = "job id must not be empty"
             raise ValueError(msg)
         if name is None:
-            name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+            default_name: str = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+            name = default_name
         elif not isinstance(name, str):
             msg = f"job name must be a str, not {type(name).__name__}"
             raise TypeError(msg)
@@ -372,7 +375,10 @@ class Job(Generic[R]):
 
     @property
     def result(self) -> R | None:
-        """The result of the latest run: the function's return value, or what it set with ``ctx.set_result``."""
+        """The result of the latest run.
+
+        The function's return value, or what it set with ``ctx.set_result``.
+        """
         return self._result
 
     @property
@@ -538,6 +544,7 @@ class Job(Generic[R]):
             scope.cancel()
         task_status.started()
         ctx = Context(self, self._run_no)
+        value: Any = None
         try:
             with scope:
                 value = await self._fn(ctx)

@@ -76,7 +76,7 @@ class Policy:
         self,
         target: Callable[[Context], Awaitable[R]],
         *,
-        id: str | None = None,  # noqa: A002
+        id: str | None = None,
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> Executor[R]: ...
@@ -107,9 +107,7 @@ class Policy:
             job: Job[R] = target
         else:
             job = Job(target, id=id, name=name, labels=labels)
-        return Executor(
-            job, retry=self.retry, timeout=self.timeout, cooldown=self.cooldown, once=self.once
-        )
+        return Executor(job, retry=self.retry, timeout=self.timeout, cooldown=self.cooldown, once=self.once)
 
     def __call__(self, fn: Callable[[Context], Awaitable[R]]) -> PolicyFunction[R]:
         """Decorate ``async def fn(ctx)`` so that each call runs it as a fresh job under this policy.

@@ -6,7 +6,7 @@ import math
 import random
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeAlias, final
+from typing import TypeAlias, cast, final
 
 import attrs
 
@@ -15,9 +15,7 @@ from anyjob._time import to_seconds
 __all__ = ["Retry", "RetryOn"]
 
 #: What a :class:`Retry` retries: an exception type, a tuple of them, or a predicate.
-RetryOn: TypeAlias = (
-    type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
-)
+RetryOn: TypeAlias = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
 
 
 def _check_attempts(_inst: object, _attr: object, value: object) -> None:
@@ -29,11 +27,12 @@ def _check_attempts(_inst: object, _attr: object, value: object) -> None:
         raise ValueError(msg)
 
 
-def _duration(name: str) -> Callable[[float | timedelta], float]:
-    def convert(value: float | timedelta) -> float:
-        return to_seconds(value, f"Retry {name}")
+def _convert_delay(value: float | timedelta) -> float:
+    return to_seconds(value, "Retry delay")
 
-    return convert
+
+def _convert_jitter(value: float | timedelta) -> float:
+    return to_seconds(value, "Retry jitter")
 
 
 def _optional_duration(value: float | timedelta | None) -> float | None:
@@ -56,10 +55,10 @@ def _check_on(_inst: object, _attr: object, value: object) -> None:
         return isinstance(item, type) and issubclass(item, BaseException)
 
     if isinstance(value, tuple):
-        if not value or not all(is_exception_type(item) for item in value):
+        items: tuple[object, ...] = cast("tuple[object, ...]", value)
+        if not items or not all(is_exception_type(item) for item in items):
             msg = f"Retry on= as a tuple must hold exception types, got {value!r}"
             raise TypeError(msg)
-        items: tuple[object, ...] = value
     elif is_exception_type(value):
         items = (value,)
     elif callable(value):
@@ -73,7 +72,7 @@ def _check_on(_inst: object, _attr: object, value: object) -> None:
                 f"Retry on= must name Exception subclasses; {item!r} is not one "
                 "(cancellation, KeyboardInterrupt and SystemExit are never retried)"
             )
-            raise ValueError(msg)
+            raise ValueError(msg)  # noqa: TRY004 - the right kind of argument with a refused value
 
 
 @final
@@ -101,10 +100,10 @@ class Retry:
     """
 
     attempts: int = attrs.field(default=3, validator=_check_attempts)
-    delay: float = attrs.field(default=1.0, converter=_duration("delay"))
+    delay: float = attrs.field(default=1.0, converter=_convert_delay)
     backoff: float = attrs.field(default=2.0, kw_only=True, converter=_convert_backoff)
     max_delay: float | None = attrs.field(default=None, kw_only=True, converter=_optional_duration)
-    jitter: float = attrs.field(default=0.0, kw_only=True, converter=_duration("jitter"))
+    jitter: float = attrs.field(default=0.0, kw_only=True, converter=_convert_jitter)
     on: RetryOn = attrs.field(default=Exception, kw_only=True, validator=_check_on)
 
     def wait_before(self, attempt: int) -> float:

@@ -74,7 +74,7 @@ RECORD_ONLY_TRANSITIONS: Final[dict[State, frozenset[State]]] = {
 
 
 def _mask(states: frozenset[State]) -> int:
-    return sum(state._bit for state in states)  # noqa: SLF001
+    return sum(state._bit for state in states)
 
 
 for _index, _member in enumerate(State):

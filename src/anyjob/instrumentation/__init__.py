@@ -26,13 +26,13 @@ from anyjob.instrumentation._hooks import reset_hooks as reset_hooks
 from anyjob.instrumentation._hooks import set_hooks as set_hooks
 
 __all__ = [
-    "Hook",
-    "HookEvent",
     "JOB_CANCELED",
     "JOB_FAILED",
     "JOB_STARTED",
     "JOB_SUCCEEDED",
     "RETRY_SCHEDULED",
+    "Hook",
+    "HookEvent",
     "StructlogHook",
     "get_hooks",
     "reset_hooks",

@@ -13,13 +13,13 @@ if TYPE_CHECKING:
     from anyjob._state import State
 
 __all__ = [
-    "Hook",
-    "HookEvent",
     "JOB_CANCELED",
     "JOB_FAILED",
     "JOB_STARTED",
     "JOB_SUCCEEDED",
     "RETRY_SCHEDULED",
+    "Hook",
+    "HookEvent",
     "StructlogHook",
     "get_hooks",
     "reset_hooks",
@@ -77,7 +77,7 @@ class Hook(Protocol):
     affect the job.
     """
 
-    def __call__(self, event: HookEvent) -> None:
+    def __call__(self, event: HookEvent, /) -> None:
         """Receive one event."""
 
 
@@ -130,7 +130,7 @@ def set_hooks(hooks: Iterable[Hook]) -> None:
     Raises:
         TypeError: One of *hooks* is not callable.
     """
-    global active  # noqa: PLW0603 - the registry is process-wide, as in stamina
+    global active
     new = tuple(hooks)
     for hook in new:
         if not callable(hook):
@@ -146,7 +146,7 @@ def get_hooks() -> tuple[Hook, ...]:
 
 def reset_hooks() -> None:
     """Restore the default hooks (one :class:`StructlogHook`)."""
-    global active  # noqa: PLW0603
+    global active
     active = _DEFAULT
 
 
@@ -155,5 +155,5 @@ def emit(event: HookEvent) -> None:
     for hook in active:
         try:
             hook(event)
-        except Exception as exc:  # noqa: BLE001 - a broken hook must not break the job
-            logger.error("anyjob.hook_failed", hook=repr(hook), event_name=event.name, error=repr(exc))
+        except Exception as exc:  # a broken hook must not break the job
+            logger.exception("anyjob.hook_failed", hook=repr(hook), event_name=event.name, error=repr(exc))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import final
@@ -71,7 +71,7 @@ def get_testing() -> TestingMode:
 
 
 @contextmanager
-def capture_events(*, keep_hooks: bool = False) -> Iterator[list[HookEvent]]:
+def capture_events(*, keep_hooks: bool = False) -> Generator[list[HookEvent]]:
     """Record every instrumentation event in a list while the block runs.
 
     Args:
