@@ -13,9 +13,17 @@ def _public_names(module: object) -> set[str]:
     }
 
 
+def _isort_key(name: str) -> tuple[int, str]:
+    # The order ruff's RUF022 keeps: CONSTANTS, then Classes, then functions.
+    if name.isupper():
+        return (0, name)
+    return (1, name) if name[:1].isupper() else (2, name)
+
+
 def test_all_is_sorted_and_lists_every_public_name() -> None:
     for module in (anyjob, anyjob.instrumentation, anyjob.testing):
-        assert module.__all__ == sorted(module.__all__), module.__name__
+        assert module.__all__ == sorted(module.__all__, key=_isort_key), module.__name__
+        assert len(set(module.__all__)) == len(module.__all__), module.__name__
         assert set(module.__all__) == _public_names(module), module.__name__
 
 
