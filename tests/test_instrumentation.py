@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+import anyjob
+from anyjob import Context, Job, State, instrumentation
+from anyjob.testing import capture_events
+
+pytestmark = pytest.mark.anyio
+
+
+async def ok(ctx: Context) -> int:
+    return 1
+
+
+async def bad(ctx: Context) -> None:
+    msg = "nope"
+    raise ValueError(msg)
+
+
+async def slow(ctx: Context) -> None:
+    await anyio.sleep_forever()
+
+
+async def test_lifecycle_events_reach_hooks() -> None:
+    with capture_events() as events:
+        job = Job(ok, labels={"k": "v"})
+        await job.run()
+        failing = Job(bad)
+        await failing.run()
+        canceled = Job(slow)
+        async with anyio.create_task_group() as tg:
+            await tg.start(canceled.run)
+            canceled.cancel()
+    names = [(e.name, e.job_id) for e in events]
+    assert names == [
+        (instrumentation.JOB_STARTED, job.id),
+        (instrumentation.JOB_SUCCEEDED, job.id),
+        (instrumentation.JOB_STARTED, failing.id),
+        (instrumentation.JOB_FAILED, failing.id),
+        (instrumentation.JOB_STARTED, canceled.id),
+        (instrumentation.JOB_CANCELED, canceled.id),
+    ]
+    assert events[0].state is State.RUNNING
+    assert events[0].labels == {"k": "v"}
+    assert events[1].state is State.SUCCEEDED
+    assert events[1].duration is not None
+    assert events[1].duration >= 0
+    assert isinstance(events[3].error, ValueError)
+    assert events[5].state is State.CANCELED
+    with pytest.raises(AttributeError):
+        events[0].name = "x"  # type: ignore[misc]
+
+
+async def test_default_hook_logs_failures_at_warning_and_changes_at_debug() -> None:
+    assert isinstance(instrumentation.get_hooks()[0], instrumentation.StructlogHook)
+    with capture_logs() as logs:
+        job = Job(ok, name="good")
+        await job.run()
+        failing = Job(bad, name="broken")
+        await failing.run()
+    assert [(log["event"], log["log_level"]) for log in logs] == [
+        ("anyjob.job_started", "debug"),
+        ("anyjob.job_succeeded", "debug"),
+        ("anyjob.job_started", "debug"),
+        ("anyjob.job_failed", "warning"),
+    ]
+    assert logs[3]["job_id"] == failing.id
+    assert logs[3]["job_name"] == "broken"
+    assert logs[3]["error"] == "ValueError: nope"
+
+
+async def test_set_hooks_empty_silences() -> None:
+    instrumentation.set_hooks([])
+    with capture_logs() as logs:
+        await Job(bad).run()
+    assert logs == []
+    instrumentation.reset_hooks()
+    assert len(instrumentation.get_hooks()) == 1
+
+
+async def test_broken_hook_never_breaks_the_job() -> None:
+    def broken(event: instrumentation.HookEvent) -> None:
+        msg = "hook bug"
+        raise RuntimeError(msg)
+
+    seen: list[str] = []
+    instrumentation.set_hooks([broken, lambda e: seen.append(e.name)])
+    with capture_logs() as logs:
+        job = Job(ok)
+        await job.run()
+    assert job.state is State.SUCCEEDED
+    assert seen == [instrumentation.JOB_STARTED, instrumentation.JOB_SUCCEEDED]
+    assert [log["event"] for log in logs] == ["anyjob.hook_failed"] * 2
+    assert logs[0]["log_level"] == "error"
+
+
+def test_set_hooks_refuses_non_callables() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        instrumentation.set_hooks([42])  # type: ignore[list-item]
+    assert isinstance(instrumentation.get_hooks()[0], instrumentation.StructlogHook)
+
+
+async def test_capture_events_keep_hooks_and_restores() -> None:
+    before = instrumentation.get_hooks()
+    with capture_logs() as logs, capture_events(keep_hooks=True) as events:
+        await Job(ok).run()
+    assert len(events) == 2
+    assert len(logs) == 2
+    assert instrumentation.get_hooks() == before
+
+
+def test_library_never_configures_logging() -> None:
+    import subprocess
+    import sys
+
+    code = """
+import logging, anyio, structlog, anyjob
+
+async def main():
+    async def fn(ctx):
+        raise ValueError("x")
+    await anyjob.Job(fn).run()
+    ex = anyjob.Executor(anyjob.Job(fn), retry=anyjob.Retry(2, delay=0))
+    try:
+        await ex.start()
+    except ValueError:
+        pass
+
+anyio.run(main)
+assert not structlog.is_configured()
+assert logging.getLogger().handlers == []
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "anyjob.job_failed" in result.stdout  # unconfigured structlog prints to stdout
