@@ -4,7 +4,6 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-import anyjob
 from anyjob import Context, Job, State, instrumentation
 from anyjob.testing import capture_events
 
