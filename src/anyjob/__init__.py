@@ -6,6 +6,8 @@ The building blocks:
   with a :class:`Context` for progress and results.
 * :class:`Executor` adds policies on top of a job: :class:`Retry`, per-attempt
   timeout, cooldown, once-only.
+* :class:`JobManager` tracks many jobs by id: submit, status, wait, list, stats,
+  cancel, retry, cleanup and live events, over a store (:mod:`anyjob.stores`).
 """
 
 from anyjob._exceptions import AlreadySucceededError as AlreadySucceededError
@@ -20,8 +22,13 @@ from anyjob._job import Context as Context
 from anyjob._job import Job as Job
 from anyjob._job import JobStats as JobStats
 from anyjob._job import wrap as wrap
+from anyjob._manager import JobManager as JobManager
 from anyjob._policy import Policy as Policy
 from anyjob._policy import PolicyFunction as PolicyFunction
+from anyjob._records import JobEvent as JobEvent
+from anyjob._records import JobInfo as JobInfo
+from anyjob._records import JobRef as JobRef
+from anyjob._records import JobStatistics as JobStatistics
 from anyjob._retry import Retry as Retry
 from anyjob._state import State as State
 
@@ -34,8 +41,13 @@ __all__ = [
     "Job",
     "JobCanceledError",
     "JobError",
+    "JobEvent",
+    "JobInfo",
+    "JobManager",
     "JobNotFoundError",
+    "JobRef",
     "JobStateError",
+    "JobStatistics",
     "JobStats",
     "Policy",
     "PolicyFunction",

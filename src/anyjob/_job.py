@@ -86,7 +86,12 @@ def error_text(error: BaseException) -> str:
     return str(error) or type(error).__qualname__
 
 
-def _check_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
+def check_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
+    """Validate ``str -> str`` labels and return a read-only copy.
+
+    Raises:
+        TypeError: Not a mapping, or a key or value is not a str.
+    """
     if labels is None:
         return _EMPTY_LABELS
     if not isinstance(labels, Mapping):
@@ -311,7 +316,7 @@ class Job(Generic[R]):
         self._fn = fn
         self._id = id
         self._name = name
-        self._labels = _check_labels(labels)
+        self._labels = check_labels(labels)
         self._base_logger = _logger if logger is None else logger
         self._state = _CREATED
         self._progress = 0.0

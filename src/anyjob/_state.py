@@ -27,6 +27,7 @@ class State(enum.Enum):
     # Filled in below from the tables; plain attributes keep the hot path free of
     # Enum.__hash__ (a Python-level call).
     _bit: int
+    _index: int
     _job_mask: int
     _record_mask: int
 
@@ -79,6 +80,7 @@ def _mask(states: frozenset[State]) -> int:
 
 for _index, _member in enumerate(State):
     object.__setattr__(_member, "_bit", 1 << _index)
+    object.__setattr__(_member, "_index", _index)
 for _member in State:
     object.__setattr__(_member, "_job_mask", _mask(JOB_TRANSITIONS[_member]))
     object.__setattr__(

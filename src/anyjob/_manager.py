@@ -1,0 +1,1019 @@
+"""JobManager: many jobs by id — scheduling, tracking in a store, events, retention."""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, Self, final
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import structlog
+
+from anyjob._events import EventStream
+from anyjob._exceptions import JobError, JobNotFoundError, JobStateError
+from anyjob._executor import Executor
+from anyjob._ids import new_id
+from anyjob._job import Context, Job, check_labels, error_text
+from anyjob._records import (
+    JobEvent,
+    JobInfo,
+    JobRecord,
+    JobRef,
+    JobStatistics,
+    check_json_safe,
+    from_timestamp,
+)
+from anyjob._retry import Retry, as_retry
+from anyjob._state import State
+from anyjob._time import ensure_aware, to_seconds, utcnow
+from anyjob.stores._base import JobQuery, RecordUpdate, Store, StoreChange
+from anyjob.stores._memory import MemoryStore
+
+__all__ = ["JobManager"]
+
+_logger = structlog.get_logger("anyjob")
+
+_CREATED: Final = State.CREATED
+_RUNNING: Final = State.RUNNING
+_CANCELING: Final = State.CANCELING
+_SUCCEEDED: Final = State.SUCCEEDED
+_FAILED: Final = State.FAILED
+_CANCELED: Final = State.CANCELED
+_RETRYABLE: Final = frozenset({_FAILED, _CANCELED})
+_MAX_LIMIT: Final = 1000
+#: Idle workers beyond this many exit; more are started when work arrives.
+_MAX_IDLE_WORKERS: Final = 8
+#: A worker whose jobs never yield checkpoints after this many, so other tasks run.
+_JOBS_PER_CHECKPOINT: Final = 64
+
+JobFunction = Callable[[Context], Awaitable[Any]]
+
+
+@final
+class _Spec:
+    """What to run: the function and its policies, shared by every job that uses them."""
+
+    __slots__ = ("fn", "key", "retry", "timeout")
+
+    def __init__(self, key: str, fn: JobFunction, retry: Retry | None, timeout: float | None) -> None:
+        self.key = key
+        self.fn = fn
+        self.retry = retry
+        self.timeout = timeout
+
+
+@final
+class _Entry:
+    """A job this manager owns and has not finished: waiting, scheduled or executing."""
+
+    __slots__ = (
+        "attempts",
+        "cancel_requested",
+        "due",
+        "ended",
+        "error",
+        "error_type",
+        "executor",
+        "flushed_state",
+        "id",
+        "job",
+        "job_state",
+        "labels",
+        "message",
+        "name",
+        "params",
+        "priority",
+        "progress",
+        "result",
+        "spec",
+        "started",
+        "state",
+    )
+
+    def __init__(  # noqa: PLR0917 - internal, built on the hot path
+        self,
+        job_id: str,
+        name: str,
+        spec: _Spec,
+        params: Any,
+        labels: Mapping[str, str],
+        priority: int,
+        attempts: int,
+        flushed_state: State,
+    ) -> None:
+        self.id = job_id
+        self.name = name
+        self.labels = labels
+        self.spec = spec
+        self.params = params
+        self.priority = priority
+        self.attempts = attempts
+        self.state = _CREATED
+        self.flushed_state = flushed_state
+        self.job: Job[Any] | None = None
+        self.executor: Executor[Any] | None = None
+        self.job_state = _CREATED
+        self.progress = 0.0
+        self.message: str | None = None
+        self.result: Any = None
+        self.error: str | None = None
+        self.error_type: str | None = None
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.due: float | None = None
+        self.cancel_requested = False
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "progress": self.progress,
+            "message": self.message,
+            "result": self.result,
+            "error": self.error,
+            "error_type": self.error_type,
+            "attempts": self.attempts,
+            "started": self.started,
+            "ended": self.ended,
+        }
+
+
+def _check_id(job_id: object) -> str:
+    if not isinstance(job_id, str):
+        msg = f"job id must be a str, not {type(job_id).__name__}"
+        raise TypeError(msg)
+    return job_id
+
+
+def _check_new_id(job_id: object) -> str:
+    checked = _check_id(job_id)
+    if not checked:
+        msg = "job id must not be empty"
+        raise ValueError(msg)
+    return checked
+
+
+def _wait_before_start(delay: float | timedelta | None, at: datetime | None, now: float) -> float:
+    """Seconds from *now* until a job with this ``delay`` or ``at`` may start."""
+    if delay is not None:
+        if at is not None:
+            msg = "give either delay or at, not both"
+            raise ValueError(msg)
+        return to_seconds(delay, "delay")
+    return max(ensure_aware(at, "at").timestamp() - now, 0.0)
+
+
+def _check_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{name} must be an int, not {type(value).__name__}"
+        raise TypeError(msg)
+    return value
+
+
+def _check_states(state: State | Iterable[State] | None) -> frozenset[State] | None:
+    if state is None:
+        return None
+    if isinstance(state, State):
+        return frozenset((state,))
+    if isinstance(state, str) or not isinstance(state, Iterable):
+        msg = f"state must be a State or several, not {state!r}"
+        raise TypeError(msg)
+    states = frozenset(state)
+    for item in states:
+        if not isinstance(item, State):
+            msg = f"state must be a State or several, got {item!r}"
+            raise TypeError(msg)
+    return states
+
+
+def _qualname(error: BaseException) -> str:
+    cls = type(error)
+    module = cls.__module__
+    return cls.__qualname__ if module in {"builtins", "__main__"} else f"{module}.{cls.__qualname__}"
+
+
+@final
+class JobManager:
+    """Tracks many jobs by id: submit, status, wait, list, stats, cancel, retry, cleanup, events.
+
+    Use it as an async context manager. Jobs run in tasks the manager owns,
+    at most ``max_concurrency`` at a time, higher ``priority`` first and in
+    submission order within one priority, each when its ``delay``/``at`` has
+    come. Every change is written to the store (coalesced) and published to
+    :meth:`events` subscribers.
+
+    Leaving the ``async with`` stops accepting submissions, lets running and
+    due jobs finish within ``shutdown_timeout``, then cancels the rest and
+    records them ``CANCELED``: no record is lost.
+
+    Args:
+        store: Where records are kept; a new :class:`~anyjob.stores.MemoryStore` by default.
+            Several managers may share one store.
+        max_concurrency: At most this many jobs execute at once (``None``: no limit).
+        retention: Finished jobs are deleted automatically this long after they end.
+        shutdown_timeout: How long leaving the context waits for jobs before canceling them.
+
+    Raises:
+        TypeError, ValueError: An invalid argument.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        max_concurrency: int | None = None,
+        retention: float | timedelta | None = None,
+        shutdown_timeout: float | timedelta = 10.0,
+    ) -> None:
+        if store is None:
+            store = MemoryStore()
+        elif not isinstance(store, Store):
+            msg = f"store must implement anyjob.stores.Store, not {type(store).__name__}"
+            raise TypeError(msg)
+        if max_concurrency is not None:
+            _check_int(max_concurrency, "max_concurrency")
+            if max_concurrency < 1:
+                msg = f"max_concurrency must be >= 1 (or None for no limit), got {max_concurrency}"
+                raise ValueError(msg)
+        self._store: Store = store
+        self._memory = store if type(store) is MemoryStore else None
+        self._max_concurrency = max_concurrency
+        self._retention = None if retention is None else to_seconds(retention, "retention")
+        self._shutdown_timeout = to_seconds(shutdown_timeout, "shutdown_timeout", allow_inf=True)
+        self._origin = new_id()
+        self._registry: dict[str, _Spec] = {}
+        self._specs: dict[tuple[Any, ...], _Spec] = {}
+        self._local_specs: dict[str, _Spec] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._ready: list[tuple[int, int, _Entry]] = []
+        self._delayed: list[tuple[float, int, _Entry]] = []
+        self._seq = 0
+        self._dirty: dict[str, _Entry] = {}
+        self._flush_wakeup: anyio.Event | None = None
+        self._flush_lock: anyio.Lock | None = None
+        self._waiters: dict[str, anyio.Event] = {}
+        self._streams: list[EventStream] = []
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._state = "new"
+        self._workers = 0
+        self._idle = 0
+        self._starting = 0
+        self._work_wakeup: anyio.Event | None = None
+        self._schedule_wakeup: anyio.Event | None = None
+        self._drained: anyio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<JobManager {self._state} jobs={len(self._entries)} store={self._store!r}>"
+
+    @property
+    def store(self) -> Store:
+        """The store the records are kept in."""
+        return self._store
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """At most this many jobs execute at once, or ``None``."""
+        return self._max_concurrency
+
+    @property
+    def is_open(self) -> bool:
+        """True between entering and leaving the ``async with`` (submissions are accepted)."""
+        return self._state == "open"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            msg = "a JobManager can be entered only once"
+            raise JobError(msg)
+        self._flush_lock = anyio.Lock()
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._state = "open"
+        feed = self._store.subscribe(self._origin)
+        tg.start_soon(self._flusher)
+        tg.start_soon(self._scheduler)
+        tg.start_soon(self._follow, feed)
+        if self._retention is not None:
+            tg.start_soon(self._retain, self._retention)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tg = self._tg
+        assert tg is not None  # noqa: S101 - set by __aenter__
+        self._state = "closing"
+        try:
+            if exc is None or isinstance(exc, Exception):
+                with anyio.move_on_after(self._shutdown_timeout):
+                    await self._wait_drained()
+            with anyio.CancelScope(shield=True):
+                for entry in list(self._entries.values()):
+                    self._cancel_entry(entry)
+                # Jobs get the same time again to unwind; one that ignores cancellation
+                # past that is cancelled from outside (and still recorded CANCELED).
+                with anyio.move_on_after(self._shutdown_timeout):
+                    await self._wait_all_done()
+        finally:
+            self._state = "closed"
+            tg.cancel_scope.cancel()
+            try:
+                result = await tg.__aexit__(exc_type, exc, tb)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._flush()
+                for stream in self._streams:
+                    stream.end()
+                self._streams.clear()
+                for waiter in self._waiters.values():
+                    waiter.set()
+                self._waiters.clear()
+        return result
+
+    async def _wait_drained(self) -> None:
+        """Until nothing is running and nothing is due (delayed jobs not yet due do not count)."""
+        while self._ready or any(entry.state.is_executing for entry in self._entries.values()):
+            drained = self._drained = anyio.Event()
+            await drained.wait()
+
+    async def _wait_all_done(self) -> None:
+        while self._entries:
+            drained = self._drained = anyio.Event()
+            await drained.wait()
+
+    def _check_open(self, action: str) -> None:
+        if self._state != "open":
+            if self._state == "new":
+                msg = (
+                    f"cannot {action}: the JobManager is not started (use 'async with JobManager() as jobs')"
+                )
+            else:
+                msg = f"cannot {action}: the JobManager is closed"
+            raise JobError(msg)
+
+    # -- registering and submitting ------------------------------------------------
+
+    def register(self, fn: JobFunction, name: str | None = None) -> JobFunction:
+        """Register ``async def fn(ctx)`` under *name* so jobs can be submitted by name.
+
+        Needed for durable stores and for ``retry`` after a restart. Returns *fn*,
+        so it also works as a decorator.
+
+        Raises:
+            TypeError: *fn* is not callable or *name* is not a str.
+            ValueError: Another function is registered under *name*.
+        """
+        if not callable(fn):
+            msg = f"register() needs an async function, not {type(fn).__name__}"
+            raise TypeError(msg)
+        if name is None:
+            key = self._default_name(fn)
+        elif isinstance(name, str) and name:
+            key = name
+        else:
+            msg = f"a registered name must be a non-empty str, not {name!r}"
+            raise TypeError(msg)
+        current = self._registry.get(key)
+        if current is not None and current.fn is not fn:
+            msg = f"another function is already registered as {key!r}"
+            raise ValueError(msg)
+        self._registry[key] = _Spec(key, fn, None, None)
+        return fn
+
+    def _spec_for(self, fn: JobFunction | str, retry: Retry | None, timeout: float | None) -> _Spec:
+        if isinstance(fn, str):
+            registered = self._registry.get(fn)
+            if registered is None:
+                msg = f"no function is registered as {fn!r}; register it first with jobs.register(fn, name)"
+                raise ValueError(msg)
+            if retry is None and timeout is None:
+                return registered
+            fn = registered.fn
+        elif not callable(fn):
+            msg = f"fn must be an async function taking a Context (or a registered name), not {fn!r}"
+            raise TypeError(msg)
+        key = (fn, retry, timeout)
+        spec = self._specs.get(key)
+        if spec is None:
+            registered_name = next((n for n, s in self._registry.items() if s.fn is fn), None)
+            if registered_name is not None and retry is None and timeout is None:
+                spec = self._registry[registered_name]
+            else:
+                local = f"local:{self._origin}:{len(self._local_specs)}"
+                spec = self._local_specs[local] = _Spec(local, fn, retry, timeout)
+            self._specs[key] = spec
+        return spec
+
+    async def submit(
+        self,
+        fn: JobFunction | str,
+        params: Any = None,
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        id: str | None = None,  # noqa: A002 - the contract's name
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        retry: Retry | int | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> JobRef:
+        """Accept a job and return its :class:`~anyjob.JobRef` at once.
+
+        Args:
+            fn: ``async def fn(ctx)``, or the name it was registered under.
+            params: JSON-safe data, copied; the function sees it as ``ctx.params``.
+            name: The job's name; by default the registered name or ``fn.__qualname__``.
+            labels: ``str -> str`` pairs to filter by.
+            id: The job's id; by default a new UUIDv7 string.
+            priority: Higher starts first among waiting jobs (FIFO within one priority).
+            delay: Start no earlier than this long from now.
+            at: Start no earlier than this timezone-aware time.
+            retry: A :class:`~anyjob.Retry` or an int (attempts); runs through an Executor.
+            timeout: Per-attempt timeout; runs through an Executor.
+
+        Raises:
+            JobError: The manager is not open, or a job with that id exists.
+            TypeError, ValueError: Invalid arguments; nothing is stored.
+        """
+        self._check_open("submit")
+        retry_policy = as_retry(retry)
+        timeout_s = None if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
+        spec = self._spec_for(fn, retry_policy, timeout_s)
+        if name is None:
+            name = spec.key if spec.key in self._registry else self._default_name(spec.fn)
+        elif not isinstance(name, str) or not name:
+            msg = f"job name must be a non-empty str, not {name!r}"
+            raise TypeError(msg)
+        job_id = new_id() if id is None else _check_new_id(id)
+        if priority != 0:
+            _check_int(priority, "priority")
+        now = time.time()
+        wait = 0.0 if delay is None and at is None else _wait_before_start(delay, at, now)
+        params = check_json_safe(params, "params")
+        record = JobRecord(
+            id=job_id,
+            name=name,
+            state=_CREATED,
+            labels=check_labels(labels),
+            params=params,
+            priority=priority,
+            created=now,
+            scheduled=now + wait,
+            owner=self._origin,
+            function=spec.key,
+        )
+        if self._memory is not None:
+            self._memory.insert_now(record)
+        else:
+            await self._store.insert(record)
+        entry = _Entry(job_id, name, spec, params, record.labels, priority, 0, _CREATED)
+        self._entries[job_id] = entry
+        self._publish_state(entry)
+        if wait > 0.0:
+            self._schedule(entry, anyio.current_time() + wait)
+        else:
+            self._enqueue(entry)
+        return JobRef(id=job_id, name=name, scheduled_at=from_timestamp(record.scheduled))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _default_name(fn: JobFunction) -> str:
+        return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def _enqueue(self, entry: _Entry) -> None:
+        self._seq += 1
+        heapq.heappush(self._ready, (-entry.priority, self._seq, entry))
+        if self._idle:
+            wakeup = self._work_wakeup
+            if wakeup is not None:
+                self._work_wakeup = None
+                wakeup.set()
+        elif not self._starting:
+            self._spawn_worker()
+
+    def _schedule(self, entry: _Entry, due: float) -> None:
+        entry.due = due
+        self._seq += 1
+        heapq.heappush(self._delayed, (due, self._seq, entry))
+        wakeup = self._schedule_wakeup
+        if wakeup is not None:
+            self._schedule_wakeup = None
+            wakeup.set()
+
+    def _spawn_worker(self) -> None:
+        limit = self._max_concurrency
+        if (limit is not None and self._workers >= limit) or self._tg is None or self._state == "closed":
+            return
+        self._workers += 1
+        self._starting += 1
+        self._tg.start_soon(self._worker)
+
+    def _next_ready(self) -> _Entry | None:
+        ready = self._ready
+        while ready:
+            entry = heapq.heappop(ready)[2]
+            if entry.state is _CREATED and entry.job is None and self._entries.get(entry.id) is entry:
+                return entry
+        return None
+
+    async def _worker(self) -> None:
+        self._starting -= 1
+        done_in_a_row = 0
+        try:
+            while True:
+                entry = self._next_ready()
+                if entry is None:
+                    self._signal_drained()
+                    if self._state == "closed" or self._idle >= _MAX_IDLE_WORKERS:
+                        return
+                    self._idle += 1
+                    try:
+                        wakeup = self._work_wakeup
+                        if wakeup is None:
+                            wakeup = self._work_wakeup = anyio.Event()
+                        await wakeup.wait()
+                    finally:
+                        self._idle -= 1
+                    done_in_a_row = 0
+                    continue
+                if self._ready and not self._idle and not self._starting:
+                    # Keep a spare worker coming: if this job blocks, the next one still starts.
+                    self._spawn_worker()
+                await self._execute(entry)
+                done_in_a_row += 1
+                if done_in_a_row >= _JOBS_PER_CHECKPOINT:
+                    done_in_a_row = 0
+                    await anyio.lowlevel.checkpoint()
+        finally:
+            self._workers -= 1
+
+    async def _scheduler(self) -> None:
+        delayed = self._delayed
+        while True:
+            now = anyio.current_time()
+            while delayed and delayed[0][0] <= now:
+                entry = heapq.heappop(delayed)[2]
+                if entry.state is _CREATED and entry.due is not None and self._entries.get(entry.id) is entry:
+                    entry.due = None
+                    self._enqueue(entry)
+            wakeup = self._schedule_wakeup = anyio.Event()
+            if delayed:
+                with anyio.move_on_after(delayed[0][0] - now):
+                    await wakeup.wait()
+            else:
+                await wakeup.wait()
+
+    # -- running ------------------------------------------------------------------------
+
+    async def _execute(self, entry: _Entry) -> None:
+        spec = entry.spec
+        job: Job[Any] = Job(spec.fn, id=entry.id, name=entry.name)
+        job._labels = entry.labels  # validated and copied at submit already
+        job._listener = self._job_changed
+        entry.job = job
+        try:
+            if spec.retry is None and spec.timeout is None:
+                await job.run(entry.params)
+            else:
+                executor = entry.executor = Executor(job, retry=spec.retry, timeout=spec.timeout)
+                with contextlib.suppress(Exception):  # recorded from the job in _finish
+                    await executor.start(entry.params)
+        finally:
+            job._listener = None
+            self._finish(entry, job)
+
+    def _job_changed(self, job: Job[Any]) -> None:
+        entry = self._entries.get(job.id)
+        if entry is None or entry.job is not job:
+            return
+        state = job.state
+        if state is entry.job_state:
+            entry.progress = job.progress
+            entry.message = job.message
+            self._mark_dirty(entry)
+            if self._streams:
+                self._publish(entry, progress=True)
+            return
+        entry.job_state = state
+        if state is _RUNNING:
+            entry.attempts += 1
+            if entry.state is _CREATED:
+                entry.state = _RUNNING
+                entry.started = time.time()
+                entry.progress = 0.0
+                entry.message = None
+                self._mark_dirty(entry)
+                self._publish_state(entry)
+            return
+        if state is _CANCELING and entry.state is _RUNNING:
+            entry.state = _CANCELING
+            self._mark_dirty(entry)
+            self._publish_state(entry)
+        # FAILED/SUCCEEDED/CANCELED of one attempt: the record stays as it is until
+        # the run (with all its retries) ends in _finish.
+
+    def _finish(self, entry: _Entry, job: Job[Any]) -> None:
+        state = job.state
+        if entry.state is _CANCELING or entry.cancel_requested:
+            state = _CANCELED
+        if state is _SUCCEEDED:
+            try:
+                entry.result = check_json_safe(job.result, "the job's result")
+            except (TypeError, ValueError) as exc:
+                state = _FAILED
+                entry.error = str(exc)
+                entry.error_type = _qualname(exc)
+        error = job.error
+        if error is not None:
+            entry.error = error_text(error)
+            entry.error_type = _qualname(error)
+        entry.progress = job.progress
+        entry.message = job.message
+        entry.state = state
+        entry.ended = time.time()
+        if entry.started is None:
+            entry.started = entry.ended
+        entry.job = None
+        entry.executor = None
+        del self._entries[entry.id]
+        self._mark_dirty(entry)
+        self._publish_state(entry)
+        self._wake_waiter(entry.id)
+        self._signal_drained()
+
+    def _signal_drained(self) -> None:
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            drained.set()
+
+    def _wake_waiter(self, job_id: str) -> None:
+        waiter = self._waiters.pop(job_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    def _cancel_entry(self, entry: _Entry) -> bool:
+        """Cancel a job this manager owns; True if something changed."""
+        if entry.state is _CREATED:
+            entry.state = _CANCELED
+            entry.ended = time.time()
+            del self._entries[entry.id]
+            self._mark_dirty(entry)
+            self._publish_state(entry)
+            self._wake_waiter(entry.id)
+            self._signal_drained()
+            return True
+        if entry.state is not _RUNNING:
+            return False
+        entry.cancel_requested = True
+        job = entry.job
+        if job is not None and not job.cancel():
+            # Between two attempts: stop the executor's wait.
+            executor = entry.executor
+            if executor is not None and executor._scope is not None:
+                executor._stop_requested = True
+                executor._scope.cancel()
+        if entry.state is _RUNNING:
+            entry.state = _CANCELING
+            self._mark_dirty(entry)
+            self._publish_state(entry)
+        return True
+
+    # -- writing to the store -------------------------------------------------------------
+
+    def _mark_dirty(self, entry: _Entry) -> None:
+        dirty = self._dirty
+        if not dirty:
+            wakeup = self._flush_wakeup
+            if wakeup is not None:
+                self._flush_wakeup = None
+                wakeup.set()
+        dirty[entry.id] = entry
+
+    async def _flush(self) -> None:
+        """Write every pending change to the store (in order; one batch)."""
+        if not self._dirty:
+            return
+        lock = self._flush_lock
+        assert lock is not None  # noqa: S101 - made in __aenter__
+        async with lock:
+            if not self._dirty:
+                return
+            entries = list(self._dirty.values())
+            self._dirty = {}
+            updates: list[RecordUpdate] = []
+            for entry in entries:
+                updates.append(RecordUpdate(entry.id, entry.fields(), frozenset((entry.flushed_state,))))
+                entry.flushed_state = entry.state
+            if self._memory is not None:
+                applied = self._memory.apply_now(updates, self._origin)
+            else:
+                applied = await self._store.apply(updates, origin=self._origin)
+            for entry, ok in zip(entries, applied, strict=True):
+                if not ok:
+                    self._conflict(entry)
+
+    def _conflict(self, entry: _Entry) -> None:
+        """Another manager changed the record under us (it canceled the waiting job)."""
+        _logger.debug("anyjob.record_conflict", job_id=entry.id, state=entry.state.value)
+        if self._entries.get(entry.id) is entry:
+            self._cancel_entry(entry)
+
+    async def _flusher(self) -> None:
+        while True:
+            if not self._dirty:
+                wakeup = self._flush_wakeup = anyio.Event()
+                await wakeup.wait()
+            await self._flush()
+
+    async def _retain(self, retention: float) -> None:
+        interval = min(max(retention / 2, 0.01), 1.0)
+        while True:
+            await anyio.sleep(interval)
+            await self._flush()
+            await self._store.delete_finished(time.time() - retention)
+
+    async def _follow(self, feed: Any) -> None:
+        """Apply what other managers sharing the store did."""
+        try:
+            async for changes in feed:
+                for change in changes:
+                    self._foreign_change(change)
+        finally:
+            feed.close()
+
+    def _foreign_change(self, change: StoreChange) -> None:
+        info = change.info
+        entry = self._entries.get(change.job_id)
+        if entry is not None and change.cancel_requested:
+            if info is not None and info.state is _CANCELED and entry.state is _CREATED:
+                # Canceled while waiting, by another manager: the store already says so.
+                entry.flushed_state = _CANCELED
+            self._cancel_entry(entry)
+            return
+        if info is None:
+            return
+        if self._streams:
+            event = JobEvent(info.id, info.state, info.progress, info.message, utcnow())
+            for stream in self._streams:
+                if stream.wants(info.id):
+                    stream.push(event, progress=False)
+        if info.state.is_done:
+            self._wake_waiter(info.id)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _publish_state(self, entry: _Entry) -> None:
+        if self._streams:
+            self._publish(entry, progress=False)
+
+    def _publish(self, entry: _Entry, *, progress: bool) -> None:
+        event = JobEvent(entry.id, entry.state, entry.progress, entry.message, utcnow())
+        for stream in self._streams:
+            if stream.wants(entry.id):
+                stream.push(event, progress=progress)
+
+    def events(self, id: str | None = None) -> EventStream:  # noqa: A002 - the contract's name
+        """Subscribe to state changes and progress of one job (*id*) or of all.
+
+        The subscription starts now. Iterate with ``async for``; the iterator
+        ends when the manager closes. Events of one job arrive in order; a slow
+        consumer never blocks the jobs (progress is coalesced for it).
+
+        Raises:
+            JobError: The manager is closed.
+            TypeError: *id* is not a str.
+        """
+        if id is not None:
+            _check_id(id)
+        if self._state in {"closing", "closed"}:
+            msg = "cannot subscribe to events: the JobManager is closed"
+            raise JobError(msg)
+        stream = EventStream(id, on_close=self._unsubscribe)
+        self._streams.append(stream)
+        return stream
+
+    def _unsubscribe(self, stream: EventStream) -> None:
+        self._streams = [s for s in self._streams if s is not stream]
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def get(self, id: str) -> JobInfo | None:  # noqa: A002
+        """The job's :class:`~anyjob.JobInfo`, or ``None`` if no job has that id."""
+        _check_id(id)
+        await self._flush()
+        return await self._store.get(id)
+
+    async def status(self, id: str) -> State | None:  # noqa: A002
+        """The job's state, or ``None`` if no job has that id."""
+        _check_id(id)
+        entry = self._entries.get(id)
+        if entry is not None:
+            await anyio.lowlevel.checkpoint()
+            return entry.state
+        await self._flush()
+        if self._memory is not None:
+            return self._memory.state_now(id)
+        info = await self._store.get(id)
+        return None if info is None else info.state
+
+    async def wait(self, id: str, timeout: float | timedelta | None = None) -> JobInfo | None:  # noqa: A002
+        """Wait until the job is done and return its info.
+
+        Event-driven: no polling. When *timeout* expires first, returns the
+        latest info (the job still executing or waiting).
+
+        Returns:
+            The info, or ``None`` if no job has that id.
+
+        Raises:
+            TypeError, ValueError: Invalid *id* or *timeout*.
+        """
+        _check_id(id)
+        seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
+        await self._flush()
+        info = await self._store.get(id)
+        if info is None or info.state.is_done:
+            return info
+        waiter = self._waiters.get(id)
+        if waiter is None:
+            waiter = self._waiters[id] = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await waiter.wait()
+        await self._flush()
+        latest = await self._store.get(id)
+        return info if latest is None else latest
+
+    async def list(
+        self,
+        *,
+        state: State | Iterable[State] | None = None,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        """Jobs matching every filter given, newest first.
+
+        Args:
+            state: One :class:`~anyjob.State` or several.
+            name: Only jobs with this name.
+            labels: Only jobs having all these pairs.
+            created_after: Only jobs created after this aware datetime.
+            created_before: Only jobs created before this aware datetime.
+            limit: At most this many (1..1000).
+            offset: Skip this many first (>= 0).
+
+        Raises:
+            TypeError, ValueError: An invalid filter.
+        """
+        states = _check_states(state)
+        if name is not None and not isinstance(name, str):
+            msg = f"name must be a str, not {type(name).__name__}"
+            raise TypeError(msg)
+        _check_int(limit, "limit")
+        _check_int(offset, "offset")
+        if not 1 <= limit <= _MAX_LIMIT:
+            msg = f"limit must be between 1 and {_MAX_LIMIT}, got {limit}"
+            raise ValueError(msg)
+        if offset < 0:
+            msg = f"offset must not be negative, got {offset}"
+            raise ValueError(msg)
+        query = JobQuery(
+            states=states,
+            name=name,
+            labels=None if labels is None else check_labels(labels),
+            created_after=None
+            if created_after is None
+            else ensure_aware(created_after, "created_after").timestamp(),
+            created_before=None
+            if created_before is None
+            else ensure_aware(created_before, "created_before").timestamp(),
+            limit=limit,
+            offset=offset,
+        )
+        await self._flush()
+        return await self._store.query(query)
+
+    async def stats(
+        self, *, name: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> JobStatistics:
+        """Counts over the jobs (all, or those with *name* and/or all *labels*)."""
+        if name is not None and not isinstance(name, str):
+            msg = f"name must be a str, not {type(name).__name__}"
+            raise TypeError(msg)
+        checked = None if labels is None else check_labels(labels)
+        await self._flush()
+        return await self._store.statistics(name=name, labels=checked)
+
+    # -- control ---------------------------------------------------------------------------------
+
+    async def cancel(self, id: str) -> bool:  # noqa: A002
+        """Cancel a job: a waiting one becomes ``CANCELED`` at once, an executing one ``CANCELING``.
+
+        Works for jobs run by another manager sharing the store.
+
+        Returns:
+            False when the job was already done (or already canceling).
+
+        Raises:
+            JobNotFoundError: No job has that id.
+        """
+        _check_id(id)
+        entry = self._entries.get(id)
+        if entry is not None:
+            changed = self._cancel_entry(entry)
+            await anyio.lowlevel.checkpoint()
+            return changed
+        await self._flush()
+        before = await self._store.request_cancel(id, origin=self._origin)
+        if before is None:
+            msg = f"no job with id {id!r}"
+            raise JobNotFoundError(msg, job_id=id)
+        if before is _CREATED:
+            self._wake_waiter(id)
+        return before is _CREATED or before is _RUNNING
+
+    async def retry(self, id: str) -> JobRef:  # noqa: A002
+        """Queue a ``FAILED`` or ``CANCELED`` job again under the same id.
+
+        It runs under this manager, with the same function and policies;
+        ``attempts`` grows with each try.
+
+        Raises:
+            JobNotFoundError: No job has that id.
+            JobStateError: The job is not failed or canceled.
+            JobError: The manager is closed, or its function is unknown here
+                (register it by name to retry jobs from another process).
+        """
+        _check_id(id)
+        self._check_open("retry")
+        await self._flush()
+        record = await self._store.get_record(id)
+        if record is None:
+            msg = f"no job with id {id!r}"
+            raise JobNotFoundError(msg, job_id=id)
+        if record.state not in _RETRYABLE:
+            msg = (
+                f"cannot retry job {record.name!r} ({id}): it is {record.state.value}, not failed or canceled"
+            )
+            raise JobStateError(msg, job_id=id)
+        spec = self._registry.get(record.function) or self._local_specs.get(record.function)
+        if spec is None:
+            msg = (
+                f"cannot retry job {record.name!r} ({id}): its function {record.function!r} is not known "
+                "to this manager; register it with jobs.register(fn, name)"
+            )
+            raise JobError(msg, job_id=id)
+        now = time.time()
+        update = RecordUpdate(
+            id,
+            {
+                "state": _CREATED,
+                "progress": 0.0,
+                "message": None,
+                "result": None,
+                "error": None,
+                "error_type": None,
+                "started": None,
+                "ended": None,
+                "scheduled": now,
+                "owner": self._origin,
+                "cancel_requested": False,
+            },
+            _RETRYABLE,
+        )
+        applied = await self._store.apply([update], origin=self._origin)
+        if not applied[0]:
+            msg = f"cannot retry job {record.name!r} ({id}): it changed meanwhile"
+            raise JobStateError(msg, job_id=id)
+        entry = _Entry(
+            id, record.name, spec, record.params, record.labels, record.priority, record.attempts, _CREATED
+        )
+        self._entries[id] = entry
+        self._publish_state(entry)
+        self._enqueue(entry)
+        return JobRef(id=id, name=record.name, scheduled_at=from_timestamp(now))  # type: ignore[arg-type]
+
+    async def cleanup(self, older_than: float | timedelta) -> int:
+        """Delete finished jobs that ended before ``now - older_than``; returns how many.
+
+        With ``retention`` set this happens automatically.
+        """
+        seconds = to_seconds(older_than, "older_than")
+        await self._flush()
+        return await self._store.delete_finished(time.time() - seconds)

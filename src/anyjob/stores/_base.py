@@ -1,0 +1,163 @@
+"""The Store protocol: persistence of job records as plain data, queries, and a change feed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol, final, runtime_checkable
+
+import attrs
+
+from anyjob._records import JobInfo, JobRecord, JobStatistics
+from anyjob._state import State
+
+__all__ = ["JobQuery", "RecordUpdate", "Store", "StoreChange", "StoreFeed"]
+
+
+@final
+@attrs.frozen
+class JobQuery:
+    """A filtered, paginated query over a store's records, newest first.
+
+    Attributes:
+        states: Only records in one of these states, or ``None`` for all.
+        name: Only records with this name.
+        labels: Only records having all these ``key: value`` pairs.
+        created_after: Only records created after this POSIX time.
+        created_before: Only records created before this POSIX time.
+        limit: At most this many records (1..1000).
+        offset: Skip this many matching records first.
+    """
+
+    states: frozenset[State] | None = None
+    name: str | None = None
+    labels: Mapping[str, str] | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def matches(self, record: JobRecord) -> bool:
+        """Whether *record* passes every filter (pagination aside)."""
+        if self.states is not None and record.state not in self.states:
+            return False
+        if self.name is not None and record.name != self.name:
+            return False
+        if self.created_after is not None and not record.created > self.created_after:
+            return False
+        if self.created_before is not None and not record.created < self.created_before:
+            return False
+        if self.labels:
+            labels = record.labels
+            for key, value in self.labels.items():
+                if labels.get(key) != value:
+                    return False
+        return True
+
+
+@final
+@attrs.define(eq=False)
+class RecordUpdate:
+    """Changes to one record, applied only if its state is one of ``expect`` (when given).
+
+    Attributes:
+        job_id: The record's id.
+        fields: Field names of :class:`~anyjob.stores.JobRecord` and their new values.
+        expect: The states the record must be in for the update to apply, or ``None``.
+    """
+
+    job_id: str
+    fields: dict[str, Any]
+    expect: frozenset[State] | None = None
+
+
+@final
+@attrs.frozen
+class StoreChange:
+    """One change another writer made, as a store's feed delivers it.
+
+    Attributes:
+        job_id: The record's id.
+        info: The record after the change (``None`` when it was deleted).
+        cancel_requested: Whether a cancel was requested for the job.
+        owner: The id of the manager that runs the job.
+    """
+
+    job_id: str
+    info: JobInfo | None
+    cancel_requested: bool
+    owner: str
+
+
+@runtime_checkable
+class StoreFeed(Protocol):
+    """A subscription to a store's changes made by writers other than its owner."""
+
+    def __aiter__(self) -> AsyncIterator[list[StoreChange]]:
+        """Iterate over batches of changes, in the order they were made per job."""
+        ...
+
+    def close(self) -> None:
+        """End the subscription; the iterator then stops."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where a :class:`~anyjob.JobManager` keeps its job records.
+
+    Records are plain, JSON-safe data. Several managers may share one store:
+    each writes as its own *origin* and learns of the others' writes through
+    :meth:`subscribe`. A store knows nothing about running code.
+
+    Implementations: :class:`~anyjob.stores.MemoryStore`; durable stores
+    (SQLite, PostgreSQL) implement the same methods.
+    """
+
+    async def insert(self, record: JobRecord) -> None:
+        """Add a new record; the store takes ownership of it.
+
+        Raises:
+            anyjob.JobError: A record with that id exists.
+        """
+        ...
+
+    async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
+        """Apply a batch of updates in order; for each, whether it applied.
+
+        An update does not apply when its record is gone or not in an expected state.
+        """
+        ...
+
+    async def get(self, job_id: str) -> JobInfo | None:
+        """A snapshot of one record, or ``None``."""
+        ...
+
+    async def get_record(self, job_id: str) -> JobRecord | None:
+        """A copy of one record (with its owner and function), or ``None``."""
+        ...
+
+    async def query(self, query: JobQuery) -> list[JobInfo]:
+        """Matching records, newest first, paginated."""
+        ...
+
+    async def statistics(
+        self, *, name: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> JobStatistics:
+        """Counts over the matching records."""
+        ...
+
+    async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
+        """Ask for a job to be canceled, whoever runs it; returns its state before, or ``None``.
+
+        A waiting (``CREATED``) record becomes ``CANCELED`` at once; for an
+        executing one the request is recorded and reaches its owner through the feed.
+        """
+        ...
+
+    async def delete_finished(self, ended_before: float) -> int:
+        """Delete finished records that ended before this POSIX time; returns how many."""
+        ...
+
+    def subscribe(self, origin: str) -> StoreFeed:
+        """Subscribe to the changes made by every origin other than *origin*."""
+        ...

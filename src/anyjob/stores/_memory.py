@@ -1,0 +1,330 @@
+"""MemoryStore: the default store, in this process's memory, indexed for cheap queries."""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final, final
+
+import anyio
+import attrs
+
+from anyjob._exceptions import JobError
+from anyjob._records import JobInfo, JobRecord, JobStatistics, check_json_safe
+from anyjob._state import State
+from anyjob.stores._base import JobQuery, RecordUpdate, StoreChange
+
+__all__ = ["MemoryStore"]
+
+_STATES: Final = tuple(State)
+_CREATED: Final = State.CREATED
+_RUNNING: Final = State.RUNNING
+_CANCELED: Final = State.CANCELED
+# Use the per-state indexes (and sort) when they hold at most this share of all records;
+# otherwise walk all records newest first and stop at the page's end.
+_INDEX_SHARE: Final = 0.25
+
+
+class _Tally:
+    """Counts per state and the summed durations of finished records."""
+
+    __slots__ = ("by_state", "duration_count", "duration_sum")
+
+    def __init__(self) -> None:
+        self.by_state = [0] * len(_STATES)
+        self.duration_sum = 0.0
+        self.duration_count = 0
+
+    def add(self, record: JobRecord, sign: int) -> None:
+        self.by_state[record.state._index] += sign
+        if record.state.is_done and record.started is not None and record.ended is not None:
+            self.duration_sum += sign * max(record.ended - record.started, 0.0)
+            self.duration_count += sign
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state)
+
+
+def _statistics(tally: _Tally, by_name: dict[str, int]) -> JobStatistics:
+    by_state = {state: tally.by_state[state._index] for state in _STATES}
+    succeeded = by_state[State.SUCCEEDED]
+    finished = succeeded + by_state[State.FAILED] + by_state[_CANCELED]
+    active = by_state[_CREATED] + by_state[_RUNNING] + by_state[State.CANCELING]
+    return JobStatistics(
+        total=tally.total,
+        by_state=by_state,
+        by_name=by_name,
+        active=active,
+        success_rate=succeeded / finished if finished else 0.0,
+        average_duration=tally.duration_sum / tally.duration_count if tally.duration_count else 0.0,
+    )
+
+
+def _snapshot(record: JobRecord) -> JobInfo:
+    info = record.info()
+    # Params and results are handed out as copies: a caller mutating them must not
+    # change the record.
+    if isinstance(info.params, list | dict) or isinstance(info.result, list | dict):
+        return attrs.evolve(
+            info,
+            params=check_json_safe(info.params, "params"),
+            result=check_json_safe(info.result, "result"),
+        )
+    return info
+
+
+@final
+class _MemoryFeed:
+    """Changes by other origins, coalesced per job (the latest state wins)."""
+
+    __slots__ = ("_closed", "_event", "_pending", "_store", "origin")
+
+    def __init__(self, store: MemoryStore, origin: str) -> None:
+        self._store = store
+        self.origin = origin
+        self._pending: dict[str, JobRecord | None] = {}
+        self._event: anyio.Event | None = None
+        self._closed = False
+
+    def push(self, job_id: str, record: JobRecord | None) -> None:
+        pending = self._pending
+        pending.pop(job_id, None)  # keep the order of the latest change
+        pending[job_id] = record
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._store._feeds = [feed for feed in self._store._feeds if feed is not self]
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+
+    async def __aiter__(self) -> AsyncIterator[list[StoreChange]]:
+        while not self._closed:
+            if not self._pending:
+                event = self._event = anyio.Event()
+                await event.wait()
+                continue
+            pending, self._pending = self._pending, {}
+            yield [
+                StoreChange(
+                    job_id=job_id,
+                    info=None if record is None else _snapshot(record),
+                    cancel_requested=False if record is None else record.cancel_requested,
+                    owner="" if record is None else record.owner,
+                )
+                for job_id, record in pending.items()
+            ]
+
+
+@final
+class MemoryStore:
+    """Job records in this process's memory: the default store.
+
+    Indexed by id, by state and by name, with running counts, so ``status``,
+    ``list(state=...)`` and ``stats()`` do not scan every finished job. Several
+    managers in one event loop may share one ``MemoryStore``: each sees the
+    others' jobs, and ``cancel`` reaches a job running under another manager.
+    Nothing survives the process; use a durable store for that.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[str, JobRecord] = {}
+        self._by_state: dict[State, dict[str, JobRecord]] = {state: {} for state in _STATES}
+        self._totals = _Tally()
+        self._names: dict[str, _Tally] = {}
+        self._finished: deque[tuple[float, JobRecord]] = deque()
+        self._seq = 0
+        self._feeds: list[_MemoryFeed] = []
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore records={len(self._records)}>"
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    # -- writing ----------------------------------------------------------------
+
+    def _count(self, record: JobRecord, sign: int) -> None:
+        self._totals.add(record, sign)
+        tally = self._names.get(record.name)
+        if tally is None:
+            tally = self._names[record.name] = _Tally()
+        tally.add(record, sign)
+
+    def _publish(self, record: JobRecord, origin: str) -> None:
+        for feed in self._feeds:
+            if feed.origin != origin:
+                feed.push(record.id, record)
+
+    def insert_now(self, record: JobRecord) -> None:
+        """:meth:`insert` without the ``await`` (the store is in memory)."""
+        if record.id in self._records:
+            msg = f"a job with id {record.id!r} already exists"
+            raise JobError(msg, job_id=record.id)
+        self._seq += 1
+        record.seq = self._seq
+        self._records[record.id] = record
+        self._by_state[record.state][record.id] = record
+        self._count(record, 1)
+        if record.ended is not None and record.state.is_done:
+            self._finished.append((record.ended, record))
+        if self._feeds:
+            self._publish(record, record.owner)
+
+    async def insert(self, record: JobRecord) -> None:
+        """Add a new record; the store takes ownership of it.
+
+        Raises:
+            JobError: A record with that id exists.
+        """
+        self.insert_now(record)
+
+    def apply_now(self, updates: Sequence[RecordUpdate], origin: str) -> list[bool]:
+        """:meth:`apply` without the ``await``."""
+        results: list[bool] = []
+        for update in updates:
+            record = self._records.get(update.job_id)
+            if record is None or (update.expect is not None and record.state not in update.expect):
+                results.append(False)
+                continue
+            self._change(record, update.fields)
+            if self._feeds:
+                self._publish(record, origin)
+            results.append(True)
+        return results
+
+    def _change(self, record: JobRecord, fields: Mapping[str, Any]) -> None:
+        old_state = record.state
+        self._count(record, -1)
+        for key, value in fields.items():
+            setattr(record, key, value)
+        new_state = record.state
+        if new_state is not old_state:
+            del self._by_state[old_state][record.id]
+            self._by_state[new_state][record.id] = record
+        self._count(record, 1)
+        if new_state.is_done and record.ended is not None and "ended" in fields:
+            self._finished.append((record.ended, record))
+
+    async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
+        """Apply a batch of updates in order; for each, whether it applied."""
+        return self.apply_now(updates, origin)
+
+    async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
+        """Ask for a job to be canceled; returns its state before, or ``None`` if unknown."""
+        record = self._records.get(job_id)
+        if record is None:
+            return None
+        before = record.state
+        if before is _CREATED:
+            self._change(record, {"state": _CANCELED, "ended": time.time(), "cancel_requested": True})
+        elif before is _RUNNING:
+            record.cancel_requested = True
+        else:
+            return before
+        if self._feeds:
+            self._publish(record, origin)
+        return before
+
+    async def delete_finished(self, ended_before: float) -> int:
+        """Delete finished records that ended before this POSIX time; returns how many."""
+        deleted = 0
+        finished = self._finished
+        records = self._records
+        while finished and finished[0][0] < ended_before:
+            ended, record = finished.popleft()
+            current = records.get(record.id)
+            if current is not record or not record.state.is_done or record.ended != ended:
+                continue  # deleted already, or run again since
+            del records[record.id]
+            del self._by_state[record.state][record.id]
+            self._count(record, -1)
+            deleted += 1
+            for feed in self._feeds:
+                feed.push(record.id, None)
+        return deleted
+
+    # -- reading ----------------------------------------------------------------
+
+    def get_now(self, job_id: str) -> JobInfo | None:
+        """:meth:`get` without the ``await``."""
+        record = self._records.get(job_id)
+        return None if record is None else _snapshot(record)
+
+    def state_now(self, job_id: str) -> State | None:
+        """The state of one record without building a snapshot, or ``None``."""
+        record = self._records.get(job_id)
+        return None if record is None else record.state
+
+    async def get(self, job_id: str) -> JobInfo | None:
+        """A snapshot of one record, or ``None``."""
+        return self.get_now(job_id)
+
+    async def get_record(self, job_id: str) -> JobRecord | None:
+        """A copy of one record, or ``None``."""
+        record = self._records.get(job_id)
+        if record is None:
+            return None
+        return attrs.evolve(
+            record,
+            params=check_json_safe(record.params, "params"),
+            result=check_json_safe(record.result, "result"),
+        )
+
+    async def query(self, query: JobQuery) -> list[JobInfo]:
+        """Matching records, newest first, paginated."""
+        wanted = query.offset + query.limit
+        states = query.states
+        if states is not None:
+            indexed = sum(len(self._by_state[state]) for state in states)
+            if indexed <= len(self._records) * _INDEX_SHARE:
+                candidates = (
+                    record
+                    for state in states
+                    for record in self._by_state[state].values()
+                    if query.matches(record)
+                )
+                page = heapq.nlargest(wanted, candidates, key=lambda record: record.seq)
+                return [_snapshot(record) for record in page[query.offset :]]
+        found: list[JobRecord] = []
+        for record in reversed(self._records.values()):
+            if query.matches(record):
+                found.append(record)
+                if len(found) >= wanted:
+                    break
+        return [_snapshot(record) for record in found[query.offset :]]
+
+    async def statistics(
+        self, *, name: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> JobStatistics:
+        """Counts over the matching records (from running tallies unless labels are given)."""
+        if labels:
+            tally = _Tally()
+            by_name: dict[str, int] = {}
+            query = JobQuery(name=name, labels=labels)
+            for record in self._records.values():
+                if query.matches(record):
+                    tally.add(record, 1)
+                    by_name[record.name] = by_name.get(record.name, 0) + 1
+            return _statistics(tally, by_name)
+        if name is not None:
+            tally = self._names.get(name) or _Tally()
+            return _statistics(tally, {name: tally.total} if tally.total else {})
+        return _statistics(
+            self._totals,
+            {key: tally.total for key, tally in self._names.items() if tally.total},
+        )
+
+    def subscribe(self, origin: str) -> _MemoryFeed:
+        """Subscribe to the changes made by every origin other than *origin*."""
+        feed = _MemoryFeed(self, origin)
+        self._feeds.append(feed)
+        return feed
