@@ -65,13 +65,13 @@ def _statistics(tally: _Tally, by_name: dict[str, int]) -> JobStatistics:
 
 def _snapshot(record: JobRecord) -> JobInfo:
     info = record.info()
+    params: object = info.params
+    result: object = info.result
     # Params and results are handed out as copies: a caller mutating them must not
     # change the record.
-    if isinstance(info.params, list | dict) or isinstance(info.result, list | dict):
+    if isinstance(params, list | dict) or isinstance(result, list | dict):
         return attrs.evolve(
-            info,
-            params=check_json_safe(info.params, "params"),
-            result=check_json_safe(info.result, "result"),
+            info, params=check_json_safe(params, "params"), result=check_json_safe(result, "result")
         )
     return info
 
