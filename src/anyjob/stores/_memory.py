@@ -63,13 +63,17 @@ def _statistics(tally: _Tally, by_name: dict[str, int]) -> JobStatistics:
     )
 
 
+def _is_container(value: object) -> bool:
+    return isinstance(value, list | dict)
+
+
 def _snapshot(record: JobRecord) -> JobInfo:
     info = record.info()
     params: object = info.params
     result: object = info.result
     # Params and results are handed out as copies: a caller mutating them must not
     # change the record.
-    if isinstance(params, list | dict) or isinstance(result, list | dict):
+    if _is_container(params) or _is_container(result):
         return attrs.evolve(
             info, params=check_json_safe(params, "params"), result=check_json_safe(result, "result")
         )
