@@ -12,6 +12,11 @@ from anyjob._executor import TestingMode, set_testing_mode
     params=[pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("trio", {}), id="trio")],
 )
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """asyncio and trio; ``"mock"`` (by indirect parametrization) is trio with a MockClock."""
+    if request.param == "mock":
+        from trio.testing import MockClock
+
+        return ("trio", {"clock": MockClock(autojump_threshold=0)})
     return request.param  # type: ignore[no-any-return]
 
 

@@ -29,6 +29,7 @@ from anyjob._records import (
     JobStatistics,
     check_json_safe,
     from_timestamp,
+    now_timestamp,
 )
 from anyjob._retry import Retry, as_retry
 from anyjob._state import State
@@ -52,6 +53,8 @@ _MAX_LIMIT: Final = 1000
 _MAX_IDLE_WORKERS: Final = 8
 #: A worker whose jobs never yield checkpoints after this many, so other tasks run.
 _JOBS_PER_CHECKPOINT: Final = 64
+#: Distinct label sets shared between jobs (beyond this, each job keeps its own copy).
+_MAX_INTERNED_LABELS: Final = 4096
 
 JobFunction = Callable[[Context], Awaitable[Any]]
 
@@ -91,6 +94,7 @@ class _Entry:
         "params",
         "priority",
         "progress",
+        "record",
         "result",
         "spec",
         "started",
@@ -129,6 +133,7 @@ class _Entry:
         self.ended: float | None = None
         self.due: float | None = None
         self.cancel_requested = False
+        self.record: JobRecord | None = None
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -249,6 +254,7 @@ class JobManager:
         self._registry: dict[str, _Spec] = {}
         self._specs: dict[tuple[Any, ...], _Spec] = {}
         self._local_specs: dict[str, _Spec] = {}
+        self._labels_cache: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
         self._entries: dict[str, _Entry] = {}
         self._ready: list[tuple[int, int, _Entry]] = []
         self._delayed: list[tuple[float, int, _Entry]] = []
@@ -328,7 +334,9 @@ class JobManager:
             self._state = "closed"
             tg.cancel_scope.cancel()
             try:
-                result = await tg.__aexit__(exc_type, exc, tb)
+                # The body's own exception (or cancellation) propagates as it is, not
+                # wrapped in the internal task group's exception group.
+                await tg.__aexit__(None, None, None)
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._flush()
@@ -338,7 +346,7 @@ class JobManager:
                 for waiter in self._waiters.values():
                     waiter.set()
                 self._waiters.clear()
-        return result
+        return None
 
     async def _wait_drained(self) -> None:
         """Until nothing is running and nothing is due (delayed jobs not yet due do not count)."""
@@ -458,18 +466,18 @@ class JobManager:
         job_id = new_id() if id is None else _check_new_id(id)
         if priority != 0:
             _check_int(priority, "priority")
-        now = time.time()
+        now = now_timestamp()
         wait = 0.0 if delay is None and at is None else _wait_before_start(delay, at, now)
         params = check_json_safe(params, "params")
         record = JobRecord(
             id=job_id,
             name=name,
             state=_CREATED,
-            labels=check_labels(labels),
+            labels=self._intern_labels(labels),
             params=params,
             priority=priority,
             created=now,
-            scheduled=now + wait,
+            scheduled=now + wait if wait else now,
             owner=self._origin,
             function=spec.key,
         )
@@ -478,6 +486,8 @@ class JobManager:
         else:
             await self._store.insert(record)
         entry = _Entry(job_id, name, spec, params, record.labels, priority, 0, _CREATED)
+        if self._memory is not None:
+            entry.record = record
         self._entries[job_id] = entry
         self._publish_state(entry)
         if wait > 0.0:
@@ -485,6 +495,19 @@ class JobManager:
         else:
             self._enqueue(entry)
         return JobRef(id=job_id, name=name, scheduled_at=from_timestamp(record.scheduled))  # type: ignore[arg-type]
+
+    def _intern_labels(self, labels: Mapping[str, str] | None) -> Mapping[str, str]:
+        """Validated, read-only labels; jobs with equal labels share one mapping (memory)."""
+        checked = check_labels(labels)
+        if not checked:
+            return checked
+        key = tuple(checked.items())
+        cached = self._labels_cache.get(key)
+        if cached is not None:
+            return cached
+        if len(self._labels_cache) < _MAX_INTERNED_LABELS:
+            self._labels_cache[key] = checked
+        return checked
 
     @staticmethod
     def _default_name(fn: JobFunction) -> str:
@@ -524,8 +547,18 @@ class JobManager:
         ready = self._ready
         while ready:
             entry = heapq.heappop(ready)[2]
-            if entry.state is _CREATED and entry.job is None and self._entries.get(entry.id) is entry:
-                return entry
+            if (
+                entry.state is not _CREATED
+                or entry.job is not None
+                or self._entries.get(entry.id) is not entry
+            ):
+                continue
+            record = entry.record
+            if record is not None and record.state is not _CREATED:
+                # Another manager sharing the MemoryStore canceled it while it waited.
+                self._conflict(entry)
+                continue
+            return entry
         return None
 
     async def _worker(self) -> None:
@@ -602,7 +635,7 @@ class JobManager:
         if state is entry.job_state:
             entry.progress = job.progress
             entry.message = job.message
-            self._mark_dirty(entry)
+            self._changed(entry, progress_only=True)
             if self._streams:
                 self._publish(entry, progress=True)
             return
@@ -611,15 +644,17 @@ class JobManager:
             entry.attempts += 1
             if entry.state is _CREATED:
                 entry.state = _RUNNING
-                entry.started = time.time()
+                entry.started = now_timestamp()
                 entry.progress = 0.0
                 entry.message = None
-                self._mark_dirty(entry)
+                self._changed(entry)
                 self._publish_state(entry)
+            else:
+                self._changed(entry)  # another attempt: the record stays RUNNING
             return
         if state is _CANCELING and entry.state is _RUNNING:
             entry.state = _CANCELING
-            self._mark_dirty(entry)
+            self._changed(entry)
             self._publish_state(entry)
         # FAILED/SUCCEEDED/CANCELED of one attempt: the record stays as it is until
         # the run (with all its retries) ends in _finish.
@@ -642,13 +677,13 @@ class JobManager:
         entry.progress = job.progress
         entry.message = job.message
         entry.state = state
-        entry.ended = time.time()
+        entry.ended = now_timestamp()
         if entry.started is None:
             entry.started = entry.ended
         entry.job = None
         entry.executor = None
         del self._entries[entry.id]
-        self._mark_dirty(entry)
+        self._changed(entry)
         self._publish_state(entry)
         self._wake_waiter(entry.id)
         self._signal_drained()
@@ -668,9 +703,9 @@ class JobManager:
         """Cancel a job this manager owns; True if something changed."""
         if entry.state is _CREATED:
             entry.state = _CANCELED
-            entry.ended = time.time()
+            entry.ended = now_timestamp()
             del self._entries[entry.id]
-            self._mark_dirty(entry)
+            self._changed(entry)
             self._publish_state(entry)
             self._wake_waiter(entry.id)
             self._signal_drained()
@@ -687,13 +722,39 @@ class JobManager:
                 executor._scope.cancel()
         if entry.state is _RUNNING:
             entry.state = _CANCELING
-            self._mark_dirty(entry)
+            self._changed(entry)
             self._publish_state(entry)
         return True
 
     # -- writing to the store -------------------------------------------------------------
 
-    def _mark_dirty(self, entry: _Entry) -> None:
+    def _changed(self, entry: _Entry, *, progress_only: bool = False) -> None:
+        """Record a change of *entry*: at once in a MemoryStore, else coalesced for the flusher."""
+        memory = self._memory
+        if memory is not None:
+            record = entry.record
+            assert record is not None  # noqa: S101 - set at submit on the memory path
+            if progress_only:
+                memory.write_progress(record, entry.progress, entry.message, self._origin)
+                return
+            if record.state is not entry.flushed_state:
+                self._conflict(entry)
+                return
+            memory.write_run(
+                record,
+                entry.state,
+                entry.progress,
+                entry.message,
+                entry.result,
+                entry.error,
+                entry.error_type,
+                entry.attempts,
+                entry.started,
+                entry.ended,
+                self._origin,
+            )
+            entry.flushed_state = entry.state
+            return
         dirty = self._dirty
         if not dirty:
             wakeup = self._flush_wakeup
@@ -717,19 +778,28 @@ class JobManager:
             for entry in entries:
                 updates.append(RecordUpdate(entry.id, entry.fields(), frozenset((entry.flushed_state,))))
                 entry.flushed_state = entry.state
-            if self._memory is not None:
-                applied = self._memory.apply_now(updates, self._origin)
-            else:
-                applied = await self._store.apply(updates, origin=self._origin)
+            applied = await self._store.apply(updates, origin=self._origin)
             for entry, ok in zip(entries, applied, strict=True):
                 if not ok:
                     self._conflict(entry)
 
     def _conflict(self, entry: _Entry) -> None:
-        """Another manager changed the record under us (it canceled the waiting job)."""
+        """Another manager changed the record under us: it canceled the waiting job."""
         _logger.debug("anyjob.record_conflict", job_id=entry.id, state=entry.state.value)
-        if self._entries.get(entry.id) is entry:
-            self._cancel_entry(entry)
+        if self._entries.get(entry.id) is not entry:
+            return
+        record = entry.record
+        if entry.state is _CREATED and record is not None:
+            # The store already says CANCELED: adopt its record as it is.
+            entry.state = _CANCELED
+            entry.ended = record.ended
+            entry.flushed_state = record.state
+            del self._entries[entry.id]
+            self._publish_state(entry)
+            self._wake_waiter(entry.id)
+            self._signal_drained()
+            return
+        self._cancel_entry(entry)
 
     async def _flusher(self) -> None:
         while True:
@@ -979,7 +1049,7 @@ class JobManager:
                 "to this manager; register it with jobs.register(fn, name)"
             )
             raise JobError(msg, job_id=id)
-        now = time.time()
+        now = now_timestamp()
         update = RecordUpdate(
             id,
             {
@@ -1004,6 +1074,8 @@ class JobManager:
         entry = _Entry(
             id, record.name, spec, record.params, record.labels, record.priority, record.attempts, _CREATED
         )
+        if self._memory is not None:
+            entry.record = self._memory._records.get(id)
         self._entries[id] = entry
         self._publish_state(entry)
         self._enqueue(entry)

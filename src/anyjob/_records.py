@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, final
@@ -19,7 +20,17 @@ __all__ = [
     "JobStatistics",
     "check_json_safe",
     "from_timestamp",
+    "now_timestamp",
 ]
+
+
+def now_timestamp() -> float:
+    """The current POSIX time, rounded to whole microseconds.
+
+    Records keep timestamps at the resolution of ``datetime``, so a datetime
+    made from a record compares exactly with the record's own timestamp.
+    """
+    return round(time.time(), 6)
 
 
 def from_timestamp(value: float | None) -> datetime | None:
@@ -233,7 +244,6 @@ class JobRecord:
     started: float | None = None
     ended: float | None = None
     cancel_requested: bool = False
-    seq: int = 0
 
     def info(self) -> JobInfo:
         """A frozen snapshot of this record."""

@@ -26,6 +26,11 @@ class State(enum.Enum):
 
     # Filled in below from the tables; plain attributes keep the hot path free of
     # Enum.__hash__ (a Python-level call).
+    # Members are singletons compared by identity (Enum's default): hashing by
+    # identity in C is consistent with that and much cheaper than Enum.__hash__
+    # (a Python call hashing the name), which every dict and set keyed by State pays.
+    __hash__ = object.__hash__
+
     _bit: int
     _index: int
     _job_mask: int

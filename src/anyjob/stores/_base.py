@@ -13,6 +13,10 @@ from anyjob._state import State
 __all__ = ["JobQuery", "RecordUpdate", "Store", "StoreChange", "StoreFeed"]
 
 
+def _us(timestamp: float) -> int:
+    return round(timestamp * 1_000_000)
+
+
 @final
 @attrs.frozen
 class JobQuery:
@@ -42,9 +46,10 @@ class JobQuery:
             return False
         if self.name is not None and record.name != self.name:
             return False
-        if self.created_after is not None and not record.created > self.created_after:
+        # Compared in whole microseconds, the resolution of the datetimes users pass in.
+        if self.created_after is not None and not _us(record.created) > _us(self.created_after):
             return False
-        if self.created_before is not None and not record.created < self.created_before:
+        if self.created_before is not None and not _us(record.created) < _us(self.created_before):
             return False
         if self.labels:
             labels = record.labels

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final, final
@@ -12,7 +11,7 @@ import anyio
 import attrs
 
 from anyjob._exceptions import JobError
-from anyjob._records import JobInfo, JobRecord, JobStatistics, check_json_safe
+from anyjob._records import JobInfo, JobRecord, JobStatistics, check_json_safe, now_timestamp
 from anyjob._state import State
 from anyjob.stores._base import JobQuery, RecordUpdate, StoreChange
 
@@ -39,13 +38,22 @@ class _Tally:
 
     def add(self, record: JobRecord, sign: int) -> None:
         self.by_state[record.state._index] += sign
-        if record.state.is_done and record.started is not None and record.ended is not None:
-            self.duration_sum += sign * max(record.ended - record.started, 0.0)
+        self.add_duration(record, sign)
+
+    def add_duration(self, record: JobRecord, sign: int) -> None:
+        started = record.started
+        ended = record.ended
+        if started is not None and ended is not None and record.state.is_done:
+            self.duration_sum += sign * (ended - started if ended > started else 0.0)
             self.duration_count += sign
 
     @property
     def total(self) -> int:
         return sum(self.by_state)
+
+
+def _newest_first(record: JobRecord) -> tuple[float, str]:
+    return (record.created, record.id)
 
 
 def _statistics(tally: _Tally, by_name: dict[str, int]) -> JobStatistics:
@@ -141,11 +149,12 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._records: dict[str, JobRecord] = {}
-        self._by_state: dict[State, dict[str, JobRecord]] = {state: {} for state in _STATES}
+        # Indexed by State._index: the records in each state.
+        self._by_state: list[dict[str, JobRecord]] = [{} for _ in _STATES]
         self._totals = _Tally()
         self._names: dict[str, _Tally] = {}
-        self._finished: deque[tuple[float, JobRecord]] = deque()
-        self._seq = 0
+        # Finished records in the order they ended, for cleanup without a scan.
+        self._finished: deque[JobRecord] = deque()
         self._feeds: list[_MemoryFeed] = []
 
     def __repr__(self) -> str:
@@ -156,12 +165,15 @@ class MemoryStore:
 
     # -- writing ----------------------------------------------------------------
 
-    def _count(self, record: JobRecord, sign: int) -> None:
-        self._totals.add(record, sign)
+    def _tallies(self, record: JobRecord) -> tuple[_Tally, _Tally]:
         tally = self._names.get(record.name)
         if tally is None:
             tally = self._names[record.name] = _Tally()
-        tally.add(record, sign)
+        return self._totals, tally
+
+    def _count(self, record: JobRecord, sign: int) -> None:
+        for tally in self._tallies(record):
+            tally.add(record, sign)
 
     def _publish(self, record: JobRecord, origin: str) -> None:
         for feed in self._feeds:
@@ -173,13 +185,11 @@ class MemoryStore:
         if record.id in self._records:
             msg = f"a job with id {record.id!r} already exists"
             raise JobError(msg, job_id=record.id)
-        self._seq += 1
-        record.seq = self._seq
         self._records[record.id] = record
-        self._by_state[record.state][record.id] = record
+        self._by_state[record.state._index][record.id] = record
         self._count(record, 1)
         if record.ended is not None and record.state.is_done:
-            self._finished.append((record.ended, record))
+            self._finished.append(record)
         if self._feeds:
             self._publish(record, record.owner)
 
@@ -207,16 +217,79 @@ class MemoryStore:
 
     def _change(self, record: JobRecord, fields: Mapping[str, Any]) -> None:
         old_state = record.state
-        self._count(record, -1)
+        totals, named = self._tallies(record)
+        was_done = old_state.is_done
+        if was_done:
+            totals.add_duration(record, -1)
+            named.add_duration(record, -1)
+        old_ended = record.ended
         for key, value in fields.items():
             setattr(record, key, value)
         new_state = record.state
         if new_state is not old_state:
-            del self._by_state[old_state][record.id]
-            self._by_state[new_state][record.id] = record
-        self._count(record, 1)
-        if new_state.is_done and record.ended is not None and "ended" in fields:
-            self._finished.append((record.ended, record))
+            old_index = old_state._index
+            new_index = new_state._index
+            del self._by_state[old_index][record.id]
+            self._by_state[new_index][record.id] = record
+            totals.by_state[old_index] -= 1
+            totals.by_state[new_index] += 1
+            named.by_state[old_index] -= 1
+            named.by_state[new_index] += 1
+        if new_state.is_done:
+            totals.add_duration(record, 1)
+            named.add_duration(record, 1)
+            if record.ended is not None and (not was_done or record.ended != old_ended):
+                self._finished.append(record)
+
+    def write_run(  # noqa: PLR0917 - the hot path of a JobManager over this store
+        self,
+        record: JobRecord,
+        state: State,
+        progress: float,
+        message: str | None,
+        result: Any,
+        error: str | None,
+        error_type: str | None,
+        attempts: int,
+        started: float | None,
+        ended: float | None,
+        origin: str,
+    ) -> None:
+        """Write a run's fields into *record* (owned by this store), keeping the indexes right.
+
+        The in-process fast path of a :class:`~anyjob.JobManager`; other writers use :meth:`apply`.
+        """
+        old_state = record.state
+        if old_state is state:
+            record.progress = progress
+            record.message = message
+            record.attempts = attempts
+            if self._feeds:
+                self._publish(record, origin)
+            return
+        self._change(
+            record,
+            {
+                "state": state,
+                "progress": progress,
+                "message": message,
+                "result": result,
+                "error": error,
+                "error_type": error_type,
+                "attempts": attempts,
+                "started": started,
+                "ended": ended,
+            },
+        )
+        if self._feeds:
+            self._publish(record, origin)
+
+    def write_progress(self, record: JobRecord, progress: float, message: str | None, origin: str) -> None:
+        """Write a progress report into *record* (owned by this store)."""
+        record.progress = progress
+        record.message = message
+        if self._feeds:
+            self._publish(record, origin)
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order; for each, whether it applied."""
@@ -229,7 +302,7 @@ class MemoryStore:
             return None
         before = record.state
         if before is _CREATED:
-            self._change(record, {"state": _CANCELED, "ended": time.time(), "cancel_requested": True})
+            self._change(record, {"state": _CANCELED, "ended": now_timestamp(), "cancel_requested": True})
         elif before is _RUNNING:
             record.cancel_requested = True
         else:
@@ -243,13 +316,19 @@ class MemoryStore:
         deleted = 0
         finished = self._finished
         records = self._records
-        while finished and finished[0][0] < ended_before:
-            ended, record = finished.popleft()
-            current = records.get(record.id)
-            if current is not record or not record.state.is_done or record.ended != ended:
-                continue  # deleted already, or run again since
+        while finished:
+            record = finished[0]
+            if records.get(record.id) is not record or not record.state.is_done:
+                finished.popleft()  # deleted already, or running again (it is queued anew when it ends)
+                continue
+            ended = record.ended
+            if ended is not None and ended >= ended_before:
+                # Ordered by end time: nothing further has expired. (A record that ended
+                # again later may hold its old place until then; that only delays it.)
+                break
+            finished.popleft()
             del records[record.id]
-            del self._by_state[record.state][record.id]
+            del self._by_state[record.state._index][record.id]
             self._count(record, -1)
             deleted += 1
             for feed in self._feeds:
@@ -288,15 +367,15 @@ class MemoryStore:
         wanted = query.offset + query.limit
         states = query.states
         if states is not None:
-            indexed = sum(len(self._by_state[state]) for state in states)
+            indexed = sum(len(self._by_state[state._index]) for state in states)
             if indexed <= len(self._records) * _INDEX_SHARE:
                 candidates = (
                     record
                     for state in states
-                    for record in self._by_state[state].values()
+                    for record in self._by_state[state._index].values()
                     if query.matches(record)
                 )
-                page = heapq.nlargest(wanted, candidates, key=lambda record: record.seq)
+                page = heapq.nlargest(wanted, candidates, key=_newest_first)
                 return [_snapshot(record) for record in page[query.offset :]]
         found: list[JobRecord] = []
         for record in reversed(self._records.values()):

@@ -1,0 +1,177 @@
+"""JobManager: throughput against a bare asyncio.TaskGroup, bytes per finished job, flat memory.
+
+Targets (issue 4):
+* 100k trivial jobs submitted and awaited through the manager cost at most 1.0x the same
+  coroutines under a bare ``asyncio.TaskGroup`` (aiojobs is shown for reference);
+* a finished job retains at most 600 bytes in a ``MemoryStore`` (tracemalloc);
+* with ``retention`` set, a million short jobs run with flat peak RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import resource
+import time
+import tracemalloc
+
+import aiojobs
+import anyio
+import anyio.lowlevel
+
+import anyjob
+from anyjob import instrumentation
+from benchmarks._harness import Competitor, Result, compare
+
+
+async def work() -> int:
+    return 1
+
+
+async def job_work(ctx: anyjob.Context) -> int:
+    return 1
+
+
+async def task_group(n: int) -> None:
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(work())
+
+
+async def aiojobs_scheduler(n: int) -> None:
+    scheduler = aiojobs.Scheduler(limit=None, pending_limit=0, wait_timeout=None)
+    for _ in range(n):
+        await scheduler.spawn(work())
+    await scheduler.wait_and_close()
+
+
+async def manager(n: int) -> None:
+    async with anyjob.JobManager() as jobs:
+        for _ in range(n):
+            await jobs.submit(job_work)
+
+
+async def manager_limited(n: int) -> None:
+    async with anyjob.JobManager(max_concurrency=100) as jobs:
+        for _ in range(n):
+            await jobs.submit(job_work)
+
+
+async def manager_wait_each(n: int) -> None:
+    async with anyjob.JobManager() as jobs:
+        refs = [await jobs.submit(job_work) for _ in range(n)]
+        for ref in refs:
+            await jobs.wait(ref.id)
+
+
+def _silence() -> None:
+    instrumentation.set_hooks([])
+
+
+def _restore() -> None:
+    instrumentation.reset_hooks()
+
+
+def throughput(n: int, rounds: int) -> list[Result]:
+    results = compare(
+        "Trivial jobs submitted and awaited: JobManager vs asyncio.TaskGroup",
+        [
+            Competitor("asyncio.TaskGroup", task_group),
+            Competitor("aiojobs.Scheduler (reference)", aiojobs_scheduler),
+            Competitor("anyjob JobManager()", manager, setup=_silence, teardown=_restore),
+            Competitor(
+                "anyjob JobManager(max_concurrency=100)", manager_limited, setup=_silence, teardown=_restore
+            ),
+            Competitor(
+                "anyjob JobManager(), wait(id) for each", manager_wait_each, setup=_silence, teardown=_restore
+            ),
+        ],
+        n=n,
+        rounds=rounds,
+    )
+    print(
+        f"  -> target: <= 1.0x a bare TaskGroup; measured {results[2].ratio:.2f}x ({results[3].ratio:.2f}x limited)"
+    )
+    return results
+
+
+def bytes_per_finished_job(n: int) -> float:
+    """Bytes a finished job retains in a MemoryStore (records, indexes, counters)."""
+
+    async def main() -> float:
+        async with anyjob.JobManager() as jobs:
+            await jobs.submit(job_work)  # warm every structure up
+            await jobs.wait((await jobs.list(limit=1))[0].id)
+            gc.collect()
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            refs = [await jobs.submit(job_work, labels={"batch": "b"}) for _ in range(n)]
+            await jobs.wait(refs[-1].id)
+            for ref in refs[-10:]:
+                await jobs.wait(ref.id)
+            del refs
+            assert (await jobs.stats()).active == 0
+            gc.collect()
+            after = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            return (after - before) / n
+
+    _silence()
+    try:
+        per_job = anyio.run(main)
+    finally:
+        _restore()
+    print(f"\nBytes retained per finished job in MemoryStore (n={n:,}, tracemalloc): {per_job:.0f} B")
+    print(f"  -> target: <= 600 B; measured {per_job:.0f} B")
+    return per_job
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:  # noqa: PTH123 - linux only, like the CI machine
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
+
+
+def flat_memory(n: int, report_every: int) -> list[float]:
+    """Run *n* short jobs through a manager with retention; print RSS at intervals."""
+    samples: list[float] = []
+
+    async def main() -> None:
+        async with anyjob.JobManager(retention=0.05, max_concurrency=64) as jobs:
+            start = time.perf_counter()
+            for i in range(1, n + 1):
+                await jobs.submit(job_work)
+                if i % 1000 == 0:
+                    await anyio.lowlevel.checkpoint()  # let the workers and the cleanup keep up
+                if i % report_every == 0:
+                    stats = await jobs.stats()
+                    samples.append(_rss_mb())
+                    print(
+                        f"  {i:>9,} jobs  RSS {samples[-1]:7.1f} MB  kept {stats.total:>7,}  "
+                        f"{(time.perf_counter() - start) / i * 1e6:5.1f} µs/job"
+                    )
+
+    print(f"\n{n:,} jobs through JobManager(retention=0.05 s): resident memory at intervals")
+    _silence()
+    try:
+        anyio.run(main)
+    finally:
+        _restore()
+    half = samples[len(samples) // 2 :]
+    growth = (max(half) - min(half)) if half else 0.0
+    print(f"  -> target: flat; RSS spread over the second half {growth:.1f} MB (peak {max(samples):.1f} MB)")
+    return samples
+
+
+def main(n: int = 100_000, rounds: int = 5, million: int = 1_000_000) -> list[Result]:
+    """Run every manager benchmark and print it."""
+    results = throughput(n, rounds)
+    bytes_per_finished_job(min(n, 50_000))
+    flat_memory(million, max(million // 10, 1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
