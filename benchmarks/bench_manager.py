@@ -90,7 +90,8 @@ def throughput(n: int, rounds: int) -> list[Result]:
         rounds=rounds,
     )
     print(
-        f"  -> target: <= 1.0x a bare TaskGroup; measured {results[2].ratio:.2f}x ({results[3].ratio:.2f}x limited)"
+        f"  -> target: <= 1.0x a bare TaskGroup; measured {results[2].ratio:.2f}x "
+        f"({results[3].ratio:.2f}x with max_concurrency)"
     )
     return results
 

@@ -640,7 +640,7 @@ async def test_slow_consumer_gets_coalesced_progress_and_never_blocks() -> None:
         assert info.state is State.SUCCEEDED
     received = [event async for event in events]
     assert len(received) < 20
-    assert [e.state for e in received][0] is State.CREATED
+    assert received[0].state is State.CREATED
     assert received[-1].state is State.SUCCEEDED
     assert received[-1].progress == 1.0
     progress = [e.progress for e in received]
@@ -677,8 +677,9 @@ async def test_retention_cleans_up_automatically() -> None:
     async with JobManager(retention=0.05) as jobs:
         ref = await jobs.submit(ok)
         assert (await jobs.wait(ref.id)) is not None
-        with anyio.fail_after(10):  # generous: the cleanup runs every 25 ms
-            while await jobs.get(ref.id) is not None:
+        # Deleting emits no event to wait on: poll, with a generous margin (cleanup runs every 25 ms).
+        with anyio.fail_after(10):
+            while await jobs.get(ref.id) is not None:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
         assert (await jobs.stats()).total == 0
 
@@ -736,12 +737,18 @@ async def test_shutdown_of_a_job_that_ignores_cancellation() -> None:
 async def test_body_exception_still_records_everything() -> None:
     store = MemoryStore()
     gates = Gates()
-    with pytest.raises(RuntimeError, match="app crashed"):
+    refs: list[anyjob.JobRef] = []
+
+    async def crash() -> None:
         async with JobManager(store, shutdown_timeout=0.05) as jobs:
-            ref = await jobs.submit(gates, "g")
+            refs.append(await jobs.submit(gates, "g"))
             await gates.wait_entered("g")
             msg = "app crashed"
             raise RuntimeError(msg)
+
+    with pytest.raises(RuntimeError, match="app crashed"):
+        await crash()
+    ref = refs[0]
     info = await store.get(ref.id)
     assert info is not None
     assert info.state is State.CANCELED
