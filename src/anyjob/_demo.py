@@ -73,60 +73,48 @@ def _print_retry(event: instrumentation.HookEvent) -> None:
         )
 
 
-def _show(jobs: list[anyjob.Job[Any]]) -> None:
-    for job in jobs:
-        print(f"  {job.name:<9} {job.state.value:<10} [{_bar(job.progress)}] {job.message or ''}")
+def _show(infos: list[anyjob.JobInfo]) -> None:
+    for info in sorted(infos, key=lambda info: info.name):
+        print(f"  {info.name:<9} {info.state.value:<10} [{_bar(info.progress)}] {info.message or ''}")
 
 
 async def _demo() -> None:
-    print("Five jobs run concurrently; 'backup' is canceled mid-run, 'parse' fails.\n")
-    jobs: list[anyjob.Job[Any]] = [
-        anyjob.Job(download, name="download", labels={"kind": "io"}),
-        anyjob.Job(download, name="thumbnail", labels={"kind": "io"}),
-        anyjob.Job(parse, name="parse"),
-        anyjob.Job(backup, name="backup"),
-    ]
-    retrying = anyjob.Executor(
-        anyjob.Job(flaky, name="flaky"), retry=anyjob.Retry(4, delay=0.1, backoff=2, jitter=0.05)
-    )
-    timing_out = anyjob.Executor(anyjob.Job(hang, name="hang"), retry=2, timeout=0.3)
-    shown = [*jobs, retrying.job, timing_out.job]
-    outcomes: dict[str, str] = {}
-
-    async def run_executor(executor: anyjob.Executor[Any]) -> None:
-        try:
-            outcomes[executor.job.name] = f"returned {await executor.start()!r}"
-        except Exception as exc:  # noqa: BLE001 - the demo reports it
-            outcomes[executor.job.name] = f"raised {type(exc).__name__}: {exc}"
-
-    async with anyio.create_task_group() as tg:
-        await tg.start(jobs[0].run, 12)
-        await tg.start(jobs[1].run, 6)
-        await tg.start(jobs[2].run)
-        await tg.start(jobs[3].run)
-        tg.start_soon(run_executor, retrying)
-        tg.start_soon(run_executor, timing_out)
+    global _flaky_calls  # noqa: PLW0603 - a demo's counter
+    _flaky_calls = 0
+    print("Six jobs run under a JobManager; 'backup' is canceled mid-run, 'parse' fails,")
+    print("'flaky' is retried until it succeeds and 'hang' times out.\n")
+    async with anyjob.JobManager(max_concurrency=6) as jobs:
+        await jobs.submit(download, 12, name="download", labels={"kind": "io"})
+        await jobs.submit(download, 6, name="thumbnail", labels={"kind": "io"}, priority=1)
+        await jobs.submit(parse, name="parse")
+        backup_ref = await jobs.submit(backup, name="backup")
+        await jobs.submit(flaky, name="flaky", retry=anyjob.Retry(4, delay=0.1, backoff=2, jitter=0.05))
+        await jobs.submit(hang, name="hang", retry=2, timeout=0.3)
         ticks = 0
-        while any(job.is_executing for job in shown) or retrying.is_running or timing_out.is_running:
+        while (await jobs.stats()).active:
+            # What a web page polling the job list would do.
             await anyio.sleep(0.2)
             ticks += 1
             if ticks == 2:
-                jobs[3].cancel()
+                await jobs.cancel(backup_ref.id)
                 print("  ✗ canceling 'backup'")
             print(f"t={ticks * 0.2:.1f}s")
-            _show(shown)
+            _show(await jobs.list())
 
-    print("\nSummary:")
-    for job in shown:
-        stats = job.stats()
-        detail = f"result={job.result!r}" if stats.error is None else f"error={stats.error!r}"
+        print("\nSummary:")
+        for info in sorted(await jobs.list(), key=lambda info: info.name):
+            detail = f"result={info.result!r}" if info.error is None else f"{info.error_type}: {info.error}"
+            duration = f"{info.duration:6.3f} s" if info.duration is not None else "     -  "
+            print(
+                f"  {info.name:<9} {info.state.value:<10} {duration}  attempts={info.attempts}  "
+                f"progress={info.progress:.0%}  {detail}"
+            )
+        stats = await jobs.stats()
+        counts = ", ".join(f"{state.value} {count}" for state, count in stats.by_state.items() if count)
         print(
-            f"  {stats.name:<9} {stats.state.value:<10} "
-            f"{stats.execution_time.total_seconds():6.3f} s  progress={stats.progress:.0%}  {detail}"
+            f"\nStatistics: {stats.total} jobs ({counts}); success rate {stats.success_rate:.0%}; "
+            f"average duration {stats.average_duration:.3f} s"
         )
-    print("\nExecutors:")
-    for executor in (retrying, timing_out):
-        print(f"  {executor.job.name:<9} {outcomes.get(executor.job.name)}  {executor.stats()}")
 
 
 def run_demo(backend: str = "asyncio") -> int:
