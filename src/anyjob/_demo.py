@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import sys
-from typing import Any
 
 import anyio
 
@@ -79,7 +78,7 @@ def _show(infos: list[anyjob.JobInfo]) -> None:
 
 
 async def _demo() -> None:
-    global _flaky_calls  # noqa: PLW0603 - a demo's counter
+    global _flaky_calls
     _flaky_calls = 0
     print("Six jobs run under a JobManager; 'backup' is canceled mid-run, 'parse' fails,")
     print("'flaky' is retried until it succeeds and 'hang' times out.\n")
