@@ -13,9 +13,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("bench", ["bench_job", "bench_executor"])
-def test_benchmark_runs(bench: str) -> None:
-    code = f"from benchmarks import {bench}; {bench}.main(n=40, rounds=1)"
+@pytest.mark.parametrize(
+    ("bench", "args"),
+    [
+        ("bench_job", "n=40, rounds=1"),
+        ("bench_executor", "n=40, rounds=1"),
+        ("bench_manager", "n=200, rounds=1, million=2000"),
+    ],
+)
+def test_benchmark_runs(bench: str, args: str) -> None:
+    code = f"from benchmarks import {bench}; {bench}.main({args})"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
     )

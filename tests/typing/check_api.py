@@ -50,3 +50,21 @@ async def check() -> None:
         assert_type(events, list[instrumentation.HookEvent])
 
     instrumentation.set_hooks([*instrumentation.get_hooks(), events.append])
+
+
+async def check_manager() -> None:
+    async with anyjob.JobManager(max_concurrency=2, retention=timedelta(hours=1)) as jobs:
+        jobs.register(fetch, name="fetch")
+        ref = await jobs.submit(fetch, {"a": 1}, labels={"k": "v"}, priority=1, delay=0.5, retry=3, timeout=2)
+        assert_type(ref, anyjob.JobRef)
+        assert_type(await jobs.submit("fetch"), anyjob.JobRef)
+        assert_type(await jobs.get(ref.id), anyjob.JobInfo | None)
+        assert_type(await jobs.status(ref.id), anyjob.State | None)
+        assert_type(await jobs.wait(ref.id, timeout=1.0), anyjob.JobInfo | None)
+        assert_type(await jobs.list(state=[anyjob.State.FAILED], limit=10), list[anyjob.JobInfo])
+        assert_type(await jobs.stats(name="fetch"), anyjob.JobStatistics)
+        assert_type(await jobs.cancel(ref.id), bool)
+        assert_type(await jobs.retry(ref.id), anyjob.JobRef)
+        assert_type(await jobs.cleanup(timedelta(minutes=5)), int)
+        async for event in jobs.events(ref.id):
+            assert_type(event, anyjob.JobEvent)
