@@ -37,9 +37,8 @@ async def main() -> None:
         for info in failed:
             again = await jobs.wait(info.id)
             assert again is not None
-            print(
-                f"retried: image {again.params['image']} -> {again.state.value} after {again.attempts} attempts"
-            )
+            image = again.params["image"]
+            print(f"retried: image {image} -> {again.state.value} after {again.attempts} attempts")
 
         stats = await jobs.stats(labels={"batch": "2026-11"})
         print(
