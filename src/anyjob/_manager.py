@@ -14,6 +14,7 @@ from typing import Any, Final, Self, final
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import attrs
 import structlog
 
 from anyjob._events import EventStream
@@ -74,79 +75,41 @@ class _Spec:
 
 @final
 class _Entry:
-    """A job this manager owns and has not finished: waiting, scheduled or executing."""
+    """A job this manager owns and has not finished: waiting, scheduled or executing.
 
-    __slots__ = (
-        "attempts",
-        "cancel_requested",
-        "due",
-        "ended",
-        "error",
-        "error_type",
-        "executor",
-        "flushed_state",
-        "id",
-        "job",
-        "job_state",
-        "labels",
-        "message",
-        "name",
-        "params",
-        "priority",
-        "progress",
-        "record",
-        "result",
-        "spec",
-        "started",
-        "state",
-    )
+    Its record holds the job's data. With a MemoryStore the record is the very
+    object the store keeps (written in place, re-indexed on state changes);
+    with other stores it is a local copy, written to the store in batches.
+    """
 
-    def __init__(  # noqa: PLR0917 - internal, built on the hot path
-        self,
-        job_id: str,
-        name: str,
-        spec: _Spec,
-        params: Any,
-        labels: Mapping[str, str],
-        priority: int,
-        attempts: int,
-        flushed_state: State,
-    ) -> None:
-        self.id = job_id
-        self.name = name
-        self.labels = labels
+    __slots__ = ("cancel_requested", "due", "executor", "flushed_state", "job", "job_state", "record", "spec")
+
+    def __init__(self, record: JobRecord, spec: _Spec, flushed_state: State) -> None:
+        self.record = record
         self.spec = spec
-        self.params = params
-        self.priority = priority
-        self.attempts = attempts
-        self.state = _CREATED
-        self.flushed_state = flushed_state
+        self.flushed_state = flushed_state  # the state the store has indexed
         self.job: Job[Any] | None = None
         self.executor: Executor[Any] | None = None
         self.job_state = _CREATED
-        self.progress = 0.0
-        self.message: str | None = None
-        self.result: Any = None
-        self.error: str | None = None
-        self.error_type: str | None = None
-        self.started: float | None = None
-        self.ended: float | None = None
         self.due: float | None = None
         self.cancel_requested = False
-        self.record: JobRecord | None = None
 
-    def fields(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "progress": self.progress,
-            "message": self.message,
-            "result": self.result,
-            "error": self.error,
-            "error_type": self.error_type,
-            "attempts": self.attempts,
-            "started": self.started,
-            "ended": self.ended,
-        }
+
+_RUN_FIELDS: Final = (
+    "state",
+    "progress",
+    "message",
+    "result",
+    "error",
+    "error_type",
+    "attempts",
+    "started",
+    "ended",
+)
+
+
+def _run_fields(record: JobRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _RUN_FIELDS}
 
 
 def _check_id(job_id: object) -> str:
@@ -350,7 +313,7 @@ class JobManager:
 
     async def _wait_drained(self) -> None:
         """Until nothing is running and nothing is due (delayed jobs not yet due do not count)."""
-        while self._ready or any(entry.state.is_executing for entry in self._entries.values()):
+        while self._ready or any(entry.record.state.is_executing for entry in self._entries.values()):
             drained = self._drained = anyio.Event()
             await drained.wait()
 
@@ -482,14 +445,12 @@ class JobManager:
             function=spec.key,
         )
         if self._memory is not None:
-            self._memory.insert_now(record)
+            self._memory.insert_now(record)  # the store and the entry share this record
         else:
-            await self._store.insert(record)
-        entry = _Entry(job_id, name, spec, params, record.labels, priority, 0, _CREATED)
-        if self._memory is not None:
-            entry.record = record
+            await self._store.insert(attrs.evolve(record))
+        entry = _Entry(record, spec, _CREATED)
         self._entries[job_id] = entry
-        self._publish_state(entry)
+        self._publish_state(record)
         if wait > 0.0:
             self._schedule(entry, anyio.current_time() + wait)
         else:
@@ -517,7 +478,7 @@ class JobManager:
 
     def _enqueue(self, entry: _Entry) -> None:
         self._seq += 1
-        heapq.heappush(self._ready, (-entry.priority, self._seq, entry))
+        heapq.heappush(self._ready, (-entry.record.priority, self._seq, entry))
         if self._idle:
             wakeup = self._work_wakeup
             if wakeup is not None:
@@ -545,18 +506,15 @@ class JobManager:
 
     def _next_ready(self) -> _Entry | None:
         ready = self._ready
+        entries = self._entries
         while ready:
             entry = heapq.heappop(ready)[2]
-            if (
-                entry.state is not _CREATED
-                or entry.job is not None
-                or self._entries.get(entry.id) is not entry
-            ):
-                continue
             record = entry.record
-            if record is not None and record.state is not _CREATED:
+            if entry.job is not None or entries.get(record.id) is not entry:
+                continue  # canceled while it waited (and forgotten), or started already
+            if record.state is not _CREATED:
                 # Another manager sharing the MemoryStore canceled it while it waited.
-                self._conflict(entry)
+                self._adopt_foreign_cancel(entry)
                 continue
             return entry
         return None
@@ -598,7 +556,7 @@ class JobManager:
             now = anyio.current_time()
             while delayed and delayed[0][0] <= now:
                 entry = heapq.heappop(delayed)[2]
-                if entry.state is _CREATED and entry.due is not None and self._entries.get(entry.id) is entry:
+                if entry.due is not None and self._entries.get(entry.record.id) is entry:
                     entry.due = None
                     self._enqueue(entry)
             wakeup = self._schedule_wakeup = anyio.Event()
@@ -612,17 +570,18 @@ class JobManager:
 
     async def _execute(self, entry: _Entry) -> None:
         spec = entry.spec
-        job: Job[Any] = Job(spec.fn, id=entry.id, name=entry.name)
-        job._labels = entry.labels  # validated and copied at submit already
+        record = entry.record
+        job: Job[Any] = Job(spec.fn, id=record.id, name=record.name)
+        job._labels = record.labels  # validated and copied at submit already
         job._listener = self._job_changed
         entry.job = job
         try:
             if spec.retry is None and spec.timeout is None:
-                await job.run(entry.params)
+                await job.run(record.params)
             else:
                 executor = entry.executor = Executor(job, retry=spec.retry, timeout=spec.timeout)
                 with contextlib.suppress(Exception):  # recorded from the job in _finish
-                    await executor.start(entry.params)
+                    await executor.start(record.params)
         finally:
             job._listener = None
             self._finish(entry, job)
@@ -631,61 +590,63 @@ class JobManager:
         entry = self._entries.get(job.id)
         if entry is None or entry.job is not job:
             return
+        record = entry.record
         state = job.state
         if state is entry.job_state:
-            entry.progress = job.progress
-            entry.message = job.message
-            self._changed(entry, progress_only=True)
+            record.progress = job.progress
+            record.message = job.message
+            self._changed(entry)
             if self._streams:
-                self._publish(entry, progress=True)
+                self._publish(record, progress=True)
             return
         entry.job_state = state
         if state is _RUNNING:
-            entry.attempts += 1
-            if entry.state is _CREATED:
-                entry.state = _RUNNING
-                entry.started = now_timestamp()
-                entry.progress = 0.0
-                entry.message = None
+            record.attempts += 1
+            if record.state is _CREATED:
+                record.state = _RUNNING
+                record.started = now_timestamp()
+                record.progress = 0.0
+                record.message = None
                 self._changed(entry)
-                self._publish_state(entry)
+                self._publish_state(record)
             else:
                 self._changed(entry)  # another attempt: the record stays RUNNING
             return
-        if state is _CANCELING and entry.state is _RUNNING:
-            entry.state = _CANCELING
+        if state is _CANCELING and record.state is _RUNNING:
+            record.state = _CANCELING
             self._changed(entry)
-            self._publish_state(entry)
+            self._publish_state(record)
         # FAILED/SUCCEEDED/CANCELED of one attempt: the record stays as it is until
         # the run (with all its retries) ends in _finish.
 
     def _finish(self, entry: _Entry, job: Job[Any]) -> None:
+        record = entry.record
         state = job.state
-        if entry.state is _CANCELING or entry.cancel_requested:
+        if record.state is _CANCELING or entry.cancel_requested:
             state = _CANCELED
         if state is _SUCCEEDED:
             try:
-                entry.result = check_json_safe(job.result, "the job's result")
+                record.result = check_json_safe(job.result, "the job's result")
             except (TypeError, ValueError) as exc:
                 state = _FAILED
-                entry.error = str(exc)
-                entry.error_type = _qualname(exc)
+                record.error = str(exc)
+                record.error_type = _qualname(exc)
         error = job.error
         if error is not None:
-            entry.error = error_text(error)
-            entry.error_type = _qualname(error)
-        entry.progress = job.progress
-        entry.message = job.message
-        entry.state = state
-        entry.ended = now_timestamp()
-        if entry.started is None:
-            entry.started = entry.ended
+            record.error = error_text(error)
+            record.error_type = _qualname(error)
+        record.progress = job.progress
+        record.message = job.message
+        record.ended = ended = now_timestamp()
+        if record.started is None:
+            record.started = ended
+        record.state = state
         entry.job = None
         entry.executor = None
-        del self._entries[entry.id]
+        del self._entries[record.id]
         self._changed(entry)
-        self._publish_state(entry)
-        self._wake_waiter(entry.id)
+        self._publish_state(record)
+        self._wake_waiter(record.id)
         self._signal_drained()
 
     def _signal_drained(self) -> None:
@@ -701,16 +662,17 @@ class JobManager:
 
     def _cancel_entry(self, entry: _Entry) -> bool:
         """Cancel a job this manager owns; True if something changed."""
-        if entry.state is _CREATED:
-            entry.state = _CANCELED
-            entry.ended = now_timestamp()
-            del self._entries[entry.id]
+        record = entry.record
+        if record.state is _CREATED:
+            record.state = _CANCELED
+            record.ended = now_timestamp()
+            del self._entries[record.id]
             self._changed(entry)
-            self._publish_state(entry)
-            self._wake_waiter(entry.id)
+            self._publish_state(record)
+            self._wake_waiter(record.id)
             self._signal_drained()
             return True
-        if entry.state is not _RUNNING:
+        if record.state is not _RUNNING:
             return False
         entry.cancel_requested = True
         job = entry.job
@@ -720,40 +682,40 @@ class JobManager:
             if executor is not None and executor._scope is not None:
                 executor._stop_requested = True
                 executor._scope.cancel()
-        if entry.state is _RUNNING:
-            entry.state = _CANCELING
+        if record.state is _RUNNING:
+            record.state = _CANCELING
             self._changed(entry)
-            self._publish_state(entry)
+            self._publish_state(record)
         return True
+
+    def _adopt_foreign_cancel(self, entry: _Entry) -> None:
+        """Another manager canceled this waiting job: the store says CANCELED; follow it."""
+        record = entry.record
+        _logger.debug("anyjob.canceled_elsewhere", job_id=record.id)
+        if self._entries.get(record.id) is not entry:
+            return
+        if record.state is _CREATED:  # a local copy (not a MemoryStore record): mirror the store
+            record.state = _CANCELED
+            record.ended = now_timestamp()
+        entry.flushed_state = record.state
+        del self._entries[record.id]
+        self._publish_state(record)
+        self._wake_waiter(record.id)
+        self._signal_drained()
 
     # -- writing to the store -------------------------------------------------------------
 
-    def _changed(self, entry: _Entry, *, progress_only: bool = False) -> None:
+    def _changed(self, entry: _Entry) -> None:
         """Record a change of *entry*: at once in a MemoryStore, else coalesced for the flusher."""
         memory = self._memory
         if memory is not None:
             record = entry.record
-            assert record is not None  # noqa: S101 - set at submit on the memory path
-            if progress_only:
-                memory.write_progress(record, entry.progress, entry.message, self._origin)
-                return
-            if record.state is not entry.flushed_state:
-                self._conflict(entry)
-                return
-            memory.write_run(
-                record,
-                entry.state,
-                entry.progress,
-                entry.message,
-                entry.result,
-                entry.error,
-                entry.error_type,
-                entry.attempts,
-                entry.started,
-                entry.ended,
-                self._origin,
-            )
-            entry.flushed_state = entry.state
+            old = entry.flushed_state
+            if record.state is not old:
+                memory.reindex(record, old)
+                entry.flushed_state = record.state
+            if memory._feeds:
+                memory.touched(record, self._origin)
             return
         dirty = self._dirty
         if not dirty:
@@ -761,7 +723,7 @@ class JobManager:
             if wakeup is not None:
                 self._flush_wakeup = None
                 wakeup.set()
-        dirty[entry.id] = entry
+        dirty[entry.record.id] = entry
 
     async def _flush(self) -> None:
         """Write every pending change to the store (in order; one batch)."""
@@ -776,30 +738,26 @@ class JobManager:
             self._dirty = {}
             updates: list[RecordUpdate] = []
             for entry in entries:
-                updates.append(RecordUpdate(entry.id, entry.fields(), frozenset((entry.flushed_state,))))
-                entry.flushed_state = entry.state
+                record = entry.record
+                updates.append(
+                    RecordUpdate(record.id, _run_fields(record), frozenset((entry.flushed_state,)))
+                )
+                entry.flushed_state = record.state
             applied = await self._store.apply(updates, origin=self._origin)
             for entry, ok in zip(entries, applied, strict=True):
                 if not ok:
                     self._conflict(entry)
 
     def _conflict(self, entry: _Entry) -> None:
-        """Another manager changed the record under us: it canceled the waiting job."""
-        _logger.debug("anyjob.record_conflict", job_id=entry.id, state=entry.state.value)
-        if self._entries.get(entry.id) is not entry:
-            return
+        """The store refused a write: another manager canceled the job while it waited."""
         record = entry.record
-        if entry.state is _CREATED and record is not None:
-            # The store already says CANCELED: adopt its record as it is.
-            entry.state = _CANCELED
-            entry.ended = record.ended
-            entry.flushed_state = record.state
-            del self._entries[entry.id]
-            self._publish_state(entry)
-            self._wake_waiter(entry.id)
-            self._signal_drained()
+        entry.flushed_state = _CANCELED
+        if self._entries.get(record.id) is not entry:
             return
-        self._cancel_entry(entry)
+        if record.state is _CREATED:
+            self._adopt_foreign_cancel(entry)
+        else:
+            self._cancel_entry(entry)  # it started here meanwhile: stop it
 
     async def _flusher(self) -> None:
         while True:
@@ -828,10 +786,10 @@ class JobManager:
         info = change.info
         entry = self._entries.get(change.job_id)
         if entry is not None and change.cancel_requested:
-            if info is not None and info.state is _CANCELED and entry.state is _CREATED:
-                # Canceled while waiting, by another manager: the store already says so.
-                entry.flushed_state = _CANCELED
-            self._cancel_entry(entry)
+            if info is not None and info.state is _CANCELED and entry.record.state in {_CREATED, _CANCELED}:
+                self._adopt_foreign_cancel(entry)  # canceled while waiting
+            else:
+                self._cancel_entry(entry)
             return
         if info is None:
             return
@@ -845,14 +803,14 @@ class JobManager:
 
     # -- events ----------------------------------------------------------------------------
 
-    def _publish_state(self, entry: _Entry) -> None:
+    def _publish_state(self, record: JobRecord) -> None:
         if self._streams:
-            self._publish(entry, progress=False)
+            self._publish(record, progress=False)
 
-    def _publish(self, entry: _Entry, *, progress: bool) -> None:
-        event = JobEvent(entry.id, entry.state, entry.progress, entry.message, utcnow())
+    def _publish(self, record: JobRecord, *, progress: bool) -> None:
+        event = JobEvent(record.id, record.state, record.progress, record.message, utcnow())
         for stream in self._streams:
-            if stream.wants(entry.id):
+            if stream.wants(record.id):
                 stream.push(event, progress=progress)
 
     def events(self, id: str | None = None) -> EventStream:  # noqa: A002 - the contract's name
@@ -892,7 +850,7 @@ class JobManager:
         entry = self._entries.get(id)
         if entry is not None:
             await anyio.lowlevel.checkpoint()
-            return entry.state
+            return entry.record.state
         await self._flush()
         if self._memory is not None:
             return self._memory.state_now(id)
@@ -1071,13 +1029,16 @@ class JobManager:
         if not applied[0]:
             msg = f"cannot retry job {record.name!r} ({id}): it changed meanwhile"
             raise JobStateError(msg, job_id=id)
-        entry = _Entry(
-            id, record.name, spec, record.params, record.labels, record.priority, record.attempts, _CREATED
-        )
         if self._memory is not None:
-            entry.record = self._memory._records.get(id)
+            shared = self._memory._records.get(id)
+            assert shared is not None  # noqa: S101 - the update above applied to it
+            record = shared
+        else:
+            for key, value in update.fields.items():
+                setattr(record, key, value)
+        entry = _Entry(record, spec, _CREATED)
         self._entries[id] = entry
-        self._publish_state(entry)
+        self._publish_state(record)
         self._enqueue(entry)
         return JobRef(id=id, name=record.name, scheduled_at=from_timestamp(now))  # type: ignore[arg-type]
 

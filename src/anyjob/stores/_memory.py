@@ -241,55 +241,32 @@ class MemoryStore:
             if record.ended is not None and (not was_done or record.ended != old_ended):
                 self._finished.append(record)
 
-    def write_run(  # noqa: PLR0917 - the hot path of a JobManager over this store
-        self,
-        record: JobRecord,
-        state: State,
-        progress: float,
-        message: str | None,
-        result: Any,
-        error: str | None,
-        error_type: str | None,
-        attempts: int,
-        started: float | None,
-        ended: float | None,
-        origin: str,
-    ) -> None:
-        """Write a run's fields into *record* (owned by this store), keeping the indexes right.
+    def reindex(self, record: JobRecord, old_state: State) -> None:
+        """Re-index *record* (owned by this store) after its state changed from *old_state* in place.
 
-        The in-process fast path of a :class:`~anyjob.JobManager`; other writers use :meth:`apply`.
+        The in-process fast path of a :class:`~anyjob.JobManager`, which writes the
+        record it shares with this store directly; *old_state* must not be a done
+        state (runs only move forward). Other writers use :meth:`apply`.
         """
-        old_state = record.state
-        if old_state is state:
-            record.progress = progress
-            record.message = message
-            record.attempts = attempts
-            if self._feeds:
-                self._publish(record, origin)
-            return
-        self._change(
-            record,
-            {
-                "state": state,
-                "progress": progress,
-                "message": message,
-                "result": result,
-                "error": error,
-                "error_type": error_type,
-                "attempts": attempts,
-                "started": started,
-                "ended": ended,
-            },
-        )
-        if self._feeds:
-            self._publish(record, origin)
+        new_state = record.state
+        old_index = old_state._index
+        new_index = new_state._index
+        del self._by_state[old_index][record.id]
+        self._by_state[new_index][record.id] = record
+        totals, named = self._tallies(record)
+        totals.by_state[old_index] -= 1
+        totals.by_state[new_index] += 1
+        named.by_state[old_index] -= 1
+        named.by_state[new_index] += 1
+        if new_state.is_done:
+            totals.add_duration(record, 1)
+            named.add_duration(record, 1)
+            if record.ended is not None:
+                self._finished.append(record)
 
-    def write_progress(self, record: JobRecord, progress: float, message: str | None, origin: str) -> None:
-        """Write a progress report into *record* (owned by this store)."""
-        record.progress = progress
-        record.message = message
-        if self._feeds:
-            self._publish(record, origin)
+    def touched(self, record: JobRecord, origin: str) -> None:
+        """Tell the other managers' feeds that *record* changed (fast path, see :meth:`reindex`)."""
+        self._publish(record, origin)
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order; for each, whether it applied."""
