@@ -829,3 +829,49 @@ async def test_finished_jobs_keep_no_frames_or_coroutines() -> None:
         gc.collect()
         assert [r() for r in refs] == [None, None]  # the record keeps only strings
         assert jobs._entries == {}
+
+
+async def test_fresh_closures_per_submission_do_not_grow_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anyjob import _manager
+
+    monkeypatch.setattr(_manager, "_MAX_LOCAL_SPECS", 5)
+    async with JobManager() as jobs:
+        refs = []
+        for i in range(20):
+
+            async def closure(ctx: Context, i: int = i) -> int:
+                if i == 19:
+                    msg = "last one fails"
+                    raise ValueError(msg)
+                return i
+
+            refs.append(await jobs.submit(closure))
+        for ref in refs:
+            await jobs.wait(ref.id)
+        assert len(jobs._specs) <= 5
+        assert len(jobs._local_specs) <= 5
+        await jobs.retry(refs[-1].id)  # recent enough to be remembered
+        await jobs.wait(refs[-1].id)
+        failed_early = await jobs.submit(boom)
+        await jobs.wait(failed_early.id)
+        for i in range(6):  # push boom's spec out
+
+            async def other(ctx: Context, i: int = i) -> int:
+                return i
+
+            await jobs.wait((await jobs.submit(other)).id)
+        with pytest.raises(JobError, match="register it"):
+            await jobs.retry(failed_early.id)
+
+
+async def test_unhashable_callable_can_be_submitted() -> None:
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        async def __call__(self, ctx: Context) -> str:
+            return "ran"
+
+    async with JobManager() as jobs:
+        info = await jobs.wait((await jobs.submit(Unhashable(), name="u")).id)
+        assert info is not None
+        assert info.result == "ran"

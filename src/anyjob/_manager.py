@@ -54,6 +54,9 @@ _MAX_LIMIT: Final = 1000
 _MAX_IDLE_WORKERS: Final = 8
 #: A worker whose jobs never yield checkpoints after this many, so other tasks run.
 _JOBS_PER_CHECKPOINT: Final = 64
+#: Functions (with their policies) remembered for ``retry`` of jobs whose function was not
+#: registered; past this many the least recently used are forgotten (register to be safe).
+_MAX_LOCAL_SPECS: Final = 10_000
 #: Distinct label sets shared between jobs (beyond this, each job keeps its own copy).
 _MAX_INTERNED_LABELS: Final = 4096
 
@@ -217,6 +220,7 @@ class JobManager:
         self._registry: dict[str, _Spec] = {}
         self._specs: dict[tuple[Any, ...], _Spec] = {}
         self._local_specs: dict[str, _Spec] = {}
+        self._local_count = 0
         self._labels_cache: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
         self._entries: dict[str, _Entry] = {}
         self._ready: list[tuple[int, int, _Entry]] = []
@@ -373,16 +377,32 @@ class JobManager:
         elif not callable(fn):
             msg = f"fn must be an async function taking a Context (or a registered name), not {fn!r}"
             raise TypeError(msg)
-        key = (fn, retry, timeout)
-        spec = self._specs.get(key)
+        specs = self._specs
+        key: tuple[Any, ...] | None = (fn, retry, timeout)
+        try:
+            hash(key)
+        except TypeError:  # an unhashable callable: nothing to share
+            key = None
+        spec = None if key is None else specs.pop(key, None)  # re-inserted below: most recent last
         if spec is None:
             registered_name = next((n for n, s in self._registry.items() if s.fn is fn), None)
             if registered_name is not None and retry is None and timeout is None:
                 spec = self._registry[registered_name]
             else:
-                local = f"local:{self._origin}:{len(self._local_specs)}"
-                spec = self._local_specs[local] = _Spec(local, fn, retry, timeout)
-            self._specs[key] = spec
+                self._local_count += 1
+                spec = _Spec(f"local:{self._origin}:{self._local_count}", fn, retry, timeout)
+        if spec.key not in self._registry:
+            # Kept for ``retry`` of finished jobs, the most recently used first; bounded,
+            # so fresh closures or partials per submission do not grow memory forever.
+            local = self._local_specs
+            local.pop(spec.key, None)
+            local[spec.key] = spec
+            if len(local) > _MAX_LOCAL_SPECS:
+                del local[next(iter(local))]
+        if key is not None:
+            specs[key] = spec
+            if len(specs) > _MAX_LOCAL_SPECS:
+                del specs[next(iter(specs))]
         return spec
 
     async def submit(
