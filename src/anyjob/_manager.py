@@ -377,13 +377,12 @@ class JobManager:
         elif not callable(fn):
             msg = f"fn must be an async function taking a Context (or a registered name), not {fn!r}"
             raise TypeError(msg)
-        specs = self._specs
         key: tuple[Any, ...] | None = (fn, retry, timeout)
         try:
             hash(key)
         except TypeError:  # an unhashable callable: nothing to share
             key = None
-        spec = None if key is None else specs.pop(key, None)  # re-inserted below: most recent last
+        spec = None if key is None else self._specs.pop(key, None)  # re-inserted: most recent last
         if spec is None:
             registered_name = next((n for n, s in self._registry.items() if s.fn is fn), None)
             if registered_name is not None and retry is None and timeout is None:
@@ -391,19 +390,26 @@ class JobManager:
             else:
                 self._local_count += 1
                 spec = _Spec(f"local:{self._origin}:{self._local_count}", fn, retry, timeout)
+        self._remember(spec, key)
+        return spec
+
+    def _remember(self, spec: _Spec, key: tuple[Any, ...] | None) -> None:
+        """Keep *spec* for ``retry`` of finished jobs, most recently used last, within a bound.
+
+        Fresh closures or partials per submission must not grow memory forever; a
+        job whose function was forgotten can still be retried once it is registered.
+        """
         if spec.key not in self._registry:
-            # Kept for ``retry`` of finished jobs, the most recently used first; bounded,
-            # so fresh closures or partials per submission do not grow memory forever.
             local = self._local_specs
             local.pop(spec.key, None)
             local[spec.key] = spec
             if len(local) > _MAX_LOCAL_SPECS:
                 del local[next(iter(local))]
         if key is not None:
+            specs = self._specs
             specs[key] = spec
             if len(specs) > _MAX_LOCAL_SPECS:
                 del specs[next(iter(specs))]
-        return spec
 
     async def submit(
         self,
