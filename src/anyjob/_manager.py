@@ -164,9 +164,8 @@ def _check_states(state: State | Iterable[State] | None) -> frozenset[State] | N
 
 
 def _qualname(error: BaseException) -> str:
-    cls = type(error)
-    module = cls.__module__
-    return cls.__qualname__ if module in {"builtins", "__main__"} else f"{module}.{cls.__qualname__}"
+    """The error's qualified type name (``type(error).__qualname__``), as ``JobInfo.error_type``."""
+    return type(error).__qualname__
 
 
 @final
