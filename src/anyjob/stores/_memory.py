@@ -227,19 +227,23 @@ class MemoryStore:
             setattr(record, key, value)
         new_state = record.state
         if new_state is not old_state:
-            old_index = old_state._index
-            new_index = new_state._index
-            del self._by_state[old_index][record.id]
-            self._by_state[new_index][record.id] = record
-            totals.by_state[old_index] -= 1
-            totals.by_state[new_index] += 1
-            named.by_state[old_index] -= 1
-            named.by_state[new_index] += 1
+            self._move(record, old_state, totals, named)
         if new_state.is_done:
             totals.add_duration(record, 1)
             named.add_duration(record, 1)
             if record.ended is not None and (not was_done or record.ended != old_ended):
                 self._finished.append(record)
+
+    def _move(self, record: JobRecord, old_state: State, totals: _Tally, named: _Tally) -> None:
+        """Move *record* from *old_state*'s index and counts to its current state's."""
+        old_index = old_state._index
+        new_index = record.state._index
+        del self._by_state[old_index][record.id]
+        self._by_state[new_index][record.id] = record
+        totals.by_state[old_index] -= 1
+        totals.by_state[new_index] += 1
+        named.by_state[old_index] -= 1
+        named.by_state[new_index] += 1
 
     def reindex(self, record: JobRecord, old_state: State) -> None:
         """Re-index *record* (owned by this store) after its state changed from *old_state* in place.
@@ -248,17 +252,9 @@ class MemoryStore:
         record it shares with this store directly; *old_state* must not be a done
         state (runs only move forward). Other writers use :meth:`apply`.
         """
-        new_state = record.state
-        old_index = old_state._index
-        new_index = new_state._index
-        del self._by_state[old_index][record.id]
-        self._by_state[new_index][record.id] = record
         totals, named = self._tallies(record)
-        totals.by_state[old_index] -= 1
-        totals.by_state[new_index] += 1
-        named.by_state[old_index] -= 1
-        named.by_state[new_index] += 1
-        if new_state.is_done:
+        self._move(record, old_state, totals, named)
+        if record.state.is_done:
             totals.add_duration(record, 1)
             named.add_duration(record, 1)
             if record.ended is not None:
