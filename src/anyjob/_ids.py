@@ -6,7 +6,7 @@ Layout (RFC 9562, UUID version 7 with a dedicated counter, "method 1"):
 * 4 bits: version (7),
 * 12 + 30 bits: a counter that starts at a random value and grows by one per id,
 * 2 bits: variant (``0b10``),
-* 32 bits: random.
+* 32 bits: random, drawn with the counter's start each millisecond.
 
 The counter makes ids made in the same millisecond sort in creation order; the
 clock is never allowed to go backwards (a stepped-back wall clock keeps the last
@@ -31,6 +31,7 @@ _rng = Random(os.urandom(16))  # noqa: S311 - ids need uniqueness, not secrecy
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+_low = 0
 
 
 def new_id() -> str:
@@ -46,12 +47,13 @@ def format_id(value: int) -> str:
 
 def new_id_value() -> int:
     """Return the 128-bit value of a new UUIDv7 (formatting is left to :func:`format_id`)."""
-    global _last_ms, _counter
+    global _last_ms, _counter, _low
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
             _last_ms = ms
             _counter = _rng.getrandbits(_SEED_BITS)
+            _low = _rng.getrandbits(32)
         else:
             ms = _last_ms
             _counter += 1
@@ -59,7 +61,7 @@ def new_id_value() -> int:
                 _last_ms = ms = ms + 1
                 _counter = _rng.getrandbits(_SEED_BITS)
         counter = _counter
-        low = _rng.getrandbits(32)
+        low = _low
     return (
         (ms << 80)
         | (0x7 << 76)

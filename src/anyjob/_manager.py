@@ -67,13 +67,26 @@ JobFunction = Callable[[Context], Awaitable[Any]]
 class _Spec:
     """What to run: the function and its policies, shared by every job that uses them."""
 
-    __slots__ = ("fn", "key", "retry", "timeout")
+    __slots__ = ("default_name", "fn", "key", "registered", "retry", "timeout")
 
-    def __init__(self, key: str, fn: JobFunction, retry: Retry | None, timeout: float | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        fn: JobFunction,
+        retry: Retry | None,
+        timeout: float | None,
+        *,
+        registered: bool = False,
+    ) -> None:
         self.key = key
         self.fn = fn
         self.retry = retry
         self.timeout = timeout
+        self.registered = registered
+        #: The job name when none is given: the registered name, else the function's.
+        self.default_name: str = (
+            key if registered else (getattr(fn, "__qualname__", None) or type(fn).__qualname__)
+        )
 
 
 @final
@@ -220,6 +233,8 @@ class JobManager:
         self._specs: dict[tuple[Any, ...], _Spec] = {}
         self._local_specs: dict[str, _Spec] = {}
         self._local_count = 0
+        self._last_fn: object = None
+        self._last_spec: _Spec | None = None
         self._labels_cache: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
         self._entries: dict[str, _Entry] = {}
         self._ready: list[tuple[int, int, _Entry]] = []
@@ -361,7 +376,9 @@ class JobManager:
         if current is not None and current.fn is not fn:
             msg = f"another function is already registered as {key!r}"
             raise ValueError(msg)
-        self._registry[key] = _Spec(key, fn, None, None)
+        self._registry[key] = _Spec(key, fn, None, None, registered=True)
+        self._specs.clear()  # a function registered now is named by its registration from now on
+        self._last_fn = self._last_spec = None
         return fn
 
     def _spec_for(self, fn: JobFunction | str, retry: Retry | None, timeout: float | None) -> _Spec:
@@ -376,6 +393,8 @@ class JobManager:
         elif not callable(fn):
             msg = f"fn must be an async function taking a Context (or a registered name), not {fn!r}"
             raise TypeError(msg)
+        elif fn is self._last_fn and retry is None and timeout is None and self._last_spec is not None:
+            return self._last_spec  # the same function again: the common case of a loop of submits
         key: tuple[Any, ...] | None = (fn, retry, timeout)
         try:
             hash(key)
@@ -390,6 +409,9 @@ class JobManager:
                 self._local_count += 1
                 spec = _Spec(f"local:{self._origin}:{self._local_count}", fn, retry, timeout)
         self._remember(spec, key)
+        if retry is None and timeout is None:
+            self._last_fn = fn
+            self._last_spec = spec
         return spec
 
     def _remember(self, spec: _Spec, key: tuple[Any, ...] | None) -> None:
@@ -447,7 +469,7 @@ class JobManager:
         timeout_s = None if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
         spec = self._spec_for(fn, retry_policy, timeout_s)
         if name is None:
-            name = spec.key if spec.key in self._registry else self._default_name(spec.fn)
+            name = spec.default_name
         elif not isinstance(name, str) or not name:
             msg = f"job name must be a non-empty str, not {name!r}"
             raise TypeError(msg)

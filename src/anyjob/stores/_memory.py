@@ -186,10 +186,16 @@ class MemoryStore:
             msg = f"a job with id {record.id!r} already exists"
             raise JobError(msg, job_id=record.id)
         self._records[record.id] = record
-        self._by_state[record.state._index][record.id] = record
-        self._count(record, 1)
-        if record.ended is not None and record.state.is_done:
-            self._finished.append(record)
+        state = record.state
+        self._by_state[state._index][record.id] = record
+        if state.is_done:
+            self._count(record, 1)
+            if record.ended is not None:
+                self._finished.append(record)
+        else:  # the usual case: a new job, no duration to count yet
+            totals, named = self._tallies(record)
+            totals.by_state[state._index] += 1
+            named.by_state[state._index] += 1
         if self._feeds:
             self._publish(record, record.owner)
 
