@@ -386,7 +386,7 @@ class Executor(Generic[R]):
         else:
             await anyio.lowlevel.checkpoint()
 
-    async def stop(self, *, wait: bool = True) -> bool:
+    async def stop(self, wait: bool = True) -> bool:  # noqa: FBT001, FBT002 - the contract's signature
         """Cancel the running attempt and every further retry.
 
         The :meth:`start` in progress then raises :class:`~anyjob.JobCanceledError`.
