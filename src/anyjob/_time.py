@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import TypeAlias
 
-__all__ = ["UTC", "Duration", "ensure_aware", "to_seconds", "utcnow"]
+__all__ = ["UTC", "ensure_aware", "to_seconds", "utcnow"]
 
 #: A duration as accepted everywhere: float (or int) seconds, or a ``timedelta``.
-Duration: TypeAlias = float | timedelta
 
 
 def utcnow() -> datetime:

@@ -207,8 +207,8 @@ class MemoryStore:
         """
         self.insert_now(record)
 
-    def apply_now(self, updates: Sequence[RecordUpdate], origin: str) -> list[bool]:
-        """:meth:`apply` without the ``await``."""
+    async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
+        """Apply a batch of updates in order; for each, whether it applied."""
         results: list[bool] = []
         for update in updates:
             record = self._records.get(update.job_id)
@@ -270,10 +270,6 @@ class MemoryStore:
         """Tell the other managers' feeds that *record* changed (fast path, see :meth:`reindex`)."""
         self._publish(record, origin)
 
-    async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
-        """Apply a batch of updates in order; for each, whether it applied."""
-        return self.apply_now(updates, origin)
-
     async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
         """Ask for a job to be canceled; returns its state before, or ``None`` if unknown."""
         record = self._records.get(job_id)
@@ -316,8 +312,8 @@ class MemoryStore:
 
     # -- reading ----------------------------------------------------------------
 
-    def get_now(self, job_id: str) -> JobInfo | None:
-        """:meth:`get` without the ``await``."""
+    async def get(self, job_id: str) -> JobInfo | None:
+        """A snapshot of one record, or ``None``."""
         record = self._records.get(job_id)
         return None if record is None else _snapshot(record)
 
@@ -325,10 +321,6 @@ class MemoryStore:
         """The state of one record without building a snapshot, or ``None``."""
         record = self._records.get(job_id)
         return None if record is None else record.state
-
-    async def get(self, job_id: str) -> JobInfo | None:
-        """A snapshot of one record, or ``None``."""
-        return self.get_now(job_id)
 
     async def get_record(self, job_id: str) -> JobRecord | None:
         """A copy of one record, or ``None``."""
