@@ -34,3 +34,48 @@ def _isolate_process_settings() -> Iterator[None]:
 def silent() -> None:
     """Silence anyjob's logging for tests that run many jobs (restored by the autouse fixture)."""
     instrumentation.set_hooks([])
+
+
+class DelegatingStore:
+    """A Store that is not a MemoryStore: managers talk to it only through the async protocol.
+
+    It keeps its records in a MemoryStore it never shares, so the manager's batched,
+    coalesced write path (not the in-process fast path) is what the tests exercise.
+    """
+
+    def __init__(self) -> None:
+        from anyjob.stores import MemoryStore
+
+        self.inner = MemoryStore()
+        self.batches = 0
+
+    async def insert(self, record):  # type: ignore[no-untyped-def]
+        await self.inner.insert(record)
+
+    async def apply(self, updates, *, origin):  # type: ignore[no-untyped-def]
+        self.batches += 1
+        return await self.inner.apply(updates, origin=origin)
+
+    async def get(self, job_id):  # type: ignore[no-untyped-def]
+        return await self.inner.get(job_id)
+
+    async def get_record(self, job_id):  # type: ignore[no-untyped-def]
+        return await self.inner.get_record(job_id)
+
+    async def query(self, query):  # type: ignore[no-untyped-def]
+        return await self.inner.query(query)
+
+    async def statistics(self, *, name=None, labels=None):  # type: ignore[no-untyped-def]
+        return await self.inner.statistics(name=name, labels=labels)
+
+    async def request_cancel(self, job_id, *, origin):  # type: ignore[no-untyped-def]
+        return await self.inner.request_cancel(job_id, origin=origin)
+
+    async def delete_finished(self, ended_before):  # type: ignore[no-untyped-def]
+        return await self.inner.delete_finished(ended_before)
+
+    def subscribe(self, origin):  # type: ignore[no-untyped-def]
+        return self.inner.subscribe(origin)
+
+    def __len__(self) -> int:
+        return len(self.inner)

@@ -31,6 +31,25 @@ def _quiet() -> None:
     instrumentation.set_hooks([])
 
 
+@pytest.fixture(autouse=True, params=["memory", "protocol"])
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs over the default MemoryStore (in-process fast path) and over a store
+    reached only through the async Store protocol (batched, coalesced writes)."""
+    if request.param == "protocol":
+        from anyjob import _manager
+        from conftest import DelegatingStore
+
+        monkeypatch.setattr(_manager, "_default_store", DelegatingStore)
+        monkeypatch.setattr(_this_module(), "MemoryStore", DelegatingStore)
+    return request.param  # type: ignore[no-any-return]
+
+
+def _this_module() -> Any:
+    import sys
+
+    return sys.modules[__name__]
+
+
 class Gates:
     """Job functions that block until the test opens their gate (by params)."""
 
@@ -761,8 +780,16 @@ async def test_two_managers_share_one_store() -> None:
     store = MemoryStore()
     gates = Gates()
     async with JobManager(store) as a, JobManager(store) as b:
+        seen_by_b = b.events()
         ref = await a.submit(gates, "shared", labels={"from": "a"})
         await gates.wait_entered("shared")
+        # Another manager learns of a's changes once a has written them (at once with a
+        # MemoryStore, after a's next batch with other stores): follow b's events.
+        with anyio.fail_after(5):
+            async for event in seen_by_b:
+                if event.job_id == ref.id and event.state is State.RUNNING:
+                    break
+        seen_by_b.close()
         info = await b.get(ref.id)
         assert info is not None
         assert info.state is State.RUNNING
@@ -875,3 +902,22 @@ async def test_unhashable_callable_can_be_submitted() -> None:
         info = await jobs.wait((await jobs.submit(Unhashable(), name="u")).id)
         assert info is not None
         assert info.result == "ran"
+
+
+async def test_writes_to_a_protocol_store_are_coalesced(store_kind: str) -> None:
+    if store_kind != "protocol":
+        pytest.skip("the MemoryStore is written in place")
+
+    async def chatty(ctx: Context) -> None:
+        for i in range(1, 501):
+            ctx.set_progress(i / 500)
+            if i % 50 == 0:
+                await anyio.lowlevel.checkpoint()
+
+    async with JobManager() as jobs:
+        store = jobs.store
+        ref = await jobs.submit(chatty)
+        info = await jobs.wait(ref.id)
+        assert info is not None
+        assert (info.state, info.progress) == (State.SUCCEEDED, 1.0)
+        assert store.batches < 50  # type: ignore[attr-defined]  # 500 reports, a few batches

@@ -49,6 +49,7 @@ _SUCCEEDED: Final = State.SUCCEEDED
 _FAILED: Final = State.FAILED
 _CANCELED: Final = State.CANCELED
 _RETRYABLE: Final = frozenset({_FAILED, _CANCELED})
+_CLAIMABLE: Final = frozenset({_CREATED})
 _MAX_LIMIT: Final = 1000
 #: Idle workers beyond this many exit; more are started when work arrives.
 _MAX_IDLE_WORKERS: Final = 8
@@ -61,6 +62,9 @@ _MAX_LOCAL_SPECS: Final = 10_000
 _MAX_INTERNED_LABELS: Final = 4096
 
 JobFunction = Callable[[Context], Awaitable[Any]]
+
+#: Makes the store of a manager given none (tests swap it to exercise the protocol path).
+_default_store: Callable[[], Store] = MemoryStore
 
 
 @final
@@ -214,7 +218,7 @@ class JobManager:
         shutdown_timeout: float | timedelta = 10.0,
     ) -> None:
         if store is None:
-            store = MemoryStore()
+            store = _default_store()
         elif not isinstance(store, Store):
             msg = f"store must implement anyjob.stores.Store, not {type(store).__name__}"
             raise TypeError(msg)
@@ -615,7 +619,24 @@ class JobManager:
 
     # -- running ------------------------------------------------------------------------
 
+    async def _claim(self, entry: _Entry) -> bool:
+        """Over a store reached through the protocol: take the job only if it still waits.
+
+        Another manager may have canceled it meanwhile; the store decides, atomically.
+        (With a MemoryStore the shared record already tells, see ``_next_ready``.)
+        """
+        record = entry.record
+        update = RecordUpdate(record.id, {"owner": self._origin}, _CLAIMABLE)
+        claimed = (await self._store.apply([update], origin=self._origin))[0]
+        if self._entries.get(record.id) is not entry or record.state is not _CREATED:
+            return False  # canceled here while claiming
+        if not claimed:
+            self._adopt_foreign_cancel(entry)
+        return claimed
+
     async def _execute(self, entry: _Entry) -> None:
+        if self._memory is None and not await self._claim(entry):
+            return
         spec = entry.spec
         record = entry.record
         job: Job[Any] = Job(spec.fn, id=record.id, name=record.name)
