@@ -921,3 +921,18 @@ async def test_writes_to_a_protocol_store_are_coalesced(store_kind: str) -> None
         assert info is not None
         assert (info.state, info.progress) == (State.SUCCEEDED, 1.0)
         assert store.batches < 50  # type: ignore[attr-defined]  # 500 reports, a few batches
+
+
+async def test_event_buffer_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anyjob import _events
+
+    monkeypatch.setattr(_events, "MAX_BUFFERED", 10)
+    async with JobManager() as jobs:
+        stream = jobs.events()
+        refs = [await jobs.submit(ok, i) for i in range(20)]  # 60 state changes, nobody reading
+        for ref in refs:
+            await jobs.wait(ref.id)
+    received = [event async for event in stream]
+    assert len(received) == 10
+    assert stream.dropped == 50
+    assert received[-1].state is State.SUCCEEDED  # the newest are kept
