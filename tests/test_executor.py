@@ -74,6 +74,19 @@ async def never_returns(ctx: Context) -> None:
     await anyio.sleep_forever()
 
 
+class Hang:
+    """Never returns; counts its calls and says when it has started."""
+
+    def __init__(self) -> None:
+        self.entered = anyio.Event()
+        self.calls = 0
+
+    async def __call__(self, ctx: Context) -> None:
+        self.calls += 1
+        self.entered.set()
+        await anyio.sleep_forever()
+
+
 # -- success and retries ------------------------------------------------------------
 
 
@@ -231,14 +244,8 @@ async def test_timeout_on_the_last_attempt_raises_timeout_error() -> None:
 
 
 async def test_stop_cancels_the_attempt_and_every_retry() -> None:
-    entered = anyio.Event()
-    calls = 0
-
-    async def fn(ctx: Context) -> None:
-        nonlocal calls
-        calls += 1
-        entered.set()
-        await anyio.sleep_forever()
+    fn = Hang()
+    entered = fn.entered
 
     ex = Executor(Job(fn), retry=Retry(5, delay=0))
     errors: list[BaseException] = []
@@ -256,7 +263,7 @@ async def test_stop_cancels_the_attempt_and_every_retry() -> None:
         assert ex.is_running
         assert await ex.stop() is True
         assert not ex.is_running  # wait=True: start has finished
-    assert calls == 1
+    assert fn.calls == 1
     assert len(errors) == 1
     assert errors[0].job_id == ex.job.id  # type: ignore[attr-defined]
     assert ex.job.state is State.CANCELED
@@ -291,14 +298,8 @@ async def test_stop_during_the_wait_between_attempts() -> None:
 
 
 async def test_job_cancel_during_start_raises_job_canceled_without_retrying() -> None:
-    entered = anyio.Event()
-    calls = 0
-
-    async def fn(ctx: Context) -> None:
-        nonlocal calls
-        calls += 1
-        entered.set()
-        await anyio.sleep_forever()
+    fn = Hang()
+    entered = fn.entered
 
     ex = Executor(Job(fn), retry=Retry(5, delay=0))
     async with anyio.create_task_group() as tg:
@@ -310,18 +311,12 @@ async def test_job_cancel_during_start_raises_job_canceled_without_retrying() ->
         tg.start_soon(start)
         await entered.wait()
         assert ex.job.cancel()
-    assert calls == 1
+    assert fn.calls == 1
 
 
 async def test_outer_cancellation_is_never_retried_and_propagates() -> None:
-    entered = anyio.Event()
-    calls = 0
-
-    async def fn(ctx: Context) -> None:
-        nonlocal calls
-        calls += 1
-        entered.set()
-        await anyio.sleep_forever()
+    fn = Hang()
+    entered = fn.entered
 
     ex = Executor(Job(fn), retry=Retry(5, delay=0, on=lambda exc: True))
     with anyio.CancelScope() as scope:
@@ -330,7 +325,7 @@ async def test_outer_cancellation_is_never_retried_and_propagates() -> None:
             await entered.wait()
             scope.cancel()
     assert scope.cancelled_caught
-    assert calls == 1
+    assert fn.calls == 1
     assert ex.job.state is State.CANCELED
     assert not ex.is_running
 
