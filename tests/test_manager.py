@@ -936,3 +936,22 @@ async def test_event_buffer_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(received) == 10
     assert stream.dropped == 50
     assert received[-1].state is State.SUCCEEDED  # the newest are kept
+
+
+async def test_cancel_between_retries_stops_the_executor() -> None:
+    scheduled = anyio.Event()
+
+    def on_event(event: instrumentation.HookEvent) -> None:
+        if event.name == instrumentation.RETRY_SCHEDULED:
+            scheduled.set()
+
+    instrumentation.set_hooks([on_event])
+    async with JobManager() as jobs:
+        ref = await jobs.submit(boom, retry=Retry(5, delay=1000))
+        with anyio.fail_after(5):
+            await scheduled.wait()  # the first attempt failed; the executor waits to retry
+            assert await jobs.status(ref.id) is State.RUNNING
+            assert await jobs.cancel(ref.id) is True
+            info = await jobs.wait(ref.id)
+        assert info is not None
+        assert (info.state, info.attempts) == (State.CANCELED, 1)

@@ -397,13 +397,9 @@ class Executor(Generic[R]):
         Returns:
             True when a start was in progress.
         """
-        if not self._running:
+        if not self.request_stop():
             await anyio.lowlevel.checkpoint()
             return False
-        self._stop_requested = True
-        if not self._job.cancel() and self._scope is not None:
-            # Between attempts (waiting to retry): interrupt the wait.
-            self._scope.cancel()
         if wait and self._running:
             finished = self._finished
             if finished is None:
@@ -411,6 +407,21 @@ class Executor(Generic[R]):
             await finished.wait()
         else:
             await anyio.lowlevel.checkpoint()
+        return True
+
+    def request_stop(self) -> bool:
+        """Like :meth:`stop` without waiting (callable from synchronous code).
+
+        Returns:
+            True when a start was in progress (it now unwinds and raises
+            :class:`~anyjob.JobCanceledError`).
+        """
+        if not self._running:
+            return False
+        self._stop_requested = True
+        if not self._job.cancel() and self._scope is not None:
+            # Between attempts (waiting to retry): interrupt the wait.
+            self._scope.cancel()
         return True
 
     def stats(self) -> ExecutorStats:

@@ -743,13 +743,10 @@ class JobManager:
         if record.state is not _RUNNING:
             return False
         entry.cancel_requested = True
-        job = entry.job
-        if job is not None and not job.cancel():
-            # Between two attempts: stop the executor's wait.
-            executor = entry.executor
-            if executor is not None and executor._scope is not None:
-                executor._stop_requested = True
-                executor._scope.cancel()
+        if entry.executor is not None:
+            entry.executor.request_stop()  # also between two attempts, while it waits
+        elif entry.job is not None:
+            entry.job.cancel()
         if record.state is _RUNNING:
             record.state = _CANCELING
             self._changed(entry)
