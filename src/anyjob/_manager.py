@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -132,6 +134,48 @@ def _run_fields(record: JobRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _RUN_FIELDS}
 
 
+@final
+class _ReadyQueue:
+    """Jobs ready to start: higher priority first, first in first out within one priority.
+
+    One deque per priority in use: pushing and popping are O(1) for the usual few
+    priorities, with no tuple per job as a heap would need.
+    """
+
+    __slots__ = ("_levels", "_order", "_size")
+
+    def __init__(self) -> None:
+        self._levels: dict[int, deque[_Entry]] = {}
+        self._order: list[int] = []  # the priorities in use, highest first (as negatives, ascending)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def push(self, entry: _Entry) -> None:
+        priority = entry.record.priority
+        level = self._levels.get(priority)
+        if level is None:
+            level = self._levels[priority] = deque()
+            bisect.insort(self._order, -priority)
+        level.append(entry)
+        self._size += 1
+
+    def pop(self) -> _Entry | None:
+        if not self._size:
+            return None
+        for negative in self._order:
+            level = self._levels[-negative]
+            if level:
+                self._size -= 1
+                entry = level.popleft()
+                if not level and len(self._levels) > 1:  # forget priorities no longer in use
+                    del self._levels[-negative]
+                    self._order.remove(negative)
+                return entry
+        return None  # pragma: no cover - _size says there is one
+
+
 def _check_id(job_id: object) -> str:
     if not isinstance(job_id, str):
         msg = f"job id must be a str, not {type(job_id).__name__}"
@@ -241,7 +285,7 @@ class JobManager:
         self._last_spec: _Spec | None = None
         self._labels_cache: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
         self._entries: dict[str, _Entry] = {}
-        self._ready: list[tuple[int, int, _Entry]] = []
+        self._ready = _ReadyQueue()
         self._delayed: list[tuple[float, int, _Entry]] = []
         self._seq = 0
         self._dirty: dict[str, _Entry] = {}
@@ -528,8 +572,7 @@ class JobManager:
     # -- scheduling -------------------------------------------------------------------
 
     def _enqueue(self, entry: _Entry) -> None:
-        self._seq += 1
-        heapq.heappush(self._ready, (-entry.record.priority, self._seq, entry))
+        self._ready.push(entry)
         if self._idle:
             wakeup = self._work_wakeup
             if wakeup is not None:
@@ -559,7 +602,8 @@ class JobManager:
         ready = self._ready
         entries = self._entries
         while ready:
-            entry = heapq.heappop(ready)[2]
+            entry = ready.pop()
+            assert entry is not None  # noqa: S101 - the queue is not empty
             record = entry.record
             if entry.job is not None or entries.get(record.id) is not entry:
                 continue  # canceled while it waited (and forgotten), or started already
