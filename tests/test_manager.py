@@ -955,3 +955,26 @@ async def test_cancel_between_retries_stops_the_executor() -> None:
             info = await jobs.wait(ref.id)
         assert info is not None
         assert (info.state, info.attempts) == (State.CANCELED, 1)
+
+
+def test_ready_queue_orders_and_forgets_unused_priorities() -> None:
+    from anyjob._manager import _Entry, _ReadyQueue
+    from anyjob.stores import JobRecord
+
+    def entry(priority: int, name: str) -> _Entry:
+        record = JobRecord(
+            id=name, name=name, state=State.CREATED, labels={}, params=None, priority=priority,
+            created=0.0, scheduled=0.0, owner="o",
+        )  # fmt: skip
+        return _Entry(record, None, State.CREATED)  # type: ignore[arg-type]
+
+    queue = _ReadyQueue()
+    for priority, name in [(0, "a"), (5, "b"), (-3, "c"), (5, "d"), (0, "e"), (100, "f")]:
+        queue.push(entry(priority, name))
+    assert len(queue) == 6
+    order = []
+    while (item := queue.pop()) is not None:
+        order.append(item.record.id)
+    assert order == ["f", "b", "d", "a", "e", "c"]
+    assert len(queue) == 0
+    assert len(queue._levels) <= 1
