@@ -978,3 +978,31 @@ def test_ready_queue_orders_and_forgets_unused_priorities() -> None:
     assert order == ["f", "b", "d", "a", "e", "c"]
     assert len(queue) == 0
     assert len(queue._levels) <= 1
+
+
+async def test_wait_returns_the_final_info_even_if_the_record_is_gone() -> None:
+    from conftest import DelegatingStore
+
+    class ForgetsFinished(DelegatingStore):
+        """Reads as if retention deleted every finished record at once."""
+
+        async def get(self, job_id):  # type: ignore[no-untyped-def]
+            info = await self.inner.get(job_id)
+            return None if info is not None and info.state.is_done else info
+
+    gates = Gates()
+    async with JobManager(ForgetsFinished()) as jobs:
+        ref = await jobs.submit(gates, "g")
+        await gates.wait_entered("g")
+        results: list[anyjob.JobInfo | None] = []
+
+        async def waiter() -> None:
+            results.append(await jobs.wait(ref.id))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.sleep(0.01)
+            gates.open("g")
+        assert results[0] is not None
+        assert results[0].state is State.SUCCEEDED
+        assert results[0].result == "g"

@@ -135,6 +135,17 @@ def _run_fields(record: JobRecord) -> dict[str, Any]:
 
 
 @final
+class _Waiter:
+    """What ``wait`` calls for one job wait on, and the info the job ended with."""
+
+    __slots__ = ("event", "final")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.final: JobInfo | None = None
+
+
+@final
 class _ReadyQueue:
     """Jobs ready to start: higher priority first, first in first out within one priority.
 
@@ -291,7 +302,7 @@ class JobManager:
         self._dirty: dict[str, _Entry] = {}
         self._flush_wakeup: anyio.Event | None = None
         self._flush_lock: anyio.Lock | None = None
-        self._waiters: dict[str, anyio.Event] = {}
+        self._waiters: dict[str, _Waiter] = {}
         self._streams: list[EventStream] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._state = "new"
@@ -373,7 +384,7 @@ class JobManager:
                     stream.end()
                 self._streams.clear()
                 for waiter in self._waiters.values():
-                    waiter.set()
+                    waiter.event.set()
                 self._waiters.clear()
         return None
 
@@ -758,7 +769,7 @@ class JobManager:
         del self._entries[record.id]
         self._changed(entry)
         self._publish_state(record)
-        self._wake_waiter(record.id)
+        self._wake_waiter(record.id, record)
         self._signal_drained()
 
     def _signal_drained(self) -> None:
@@ -767,10 +778,16 @@ class JobManager:
             self._drained = None
             drained.set()
 
-    def _wake_waiter(self, job_id: str) -> None:
+    def _wake_waiter(self, job_id: str, record: JobRecord | None = None, info: JobInfo | None = None) -> None:
+        """Wake the ``wait`` calls for *job_id*, handing them its final info.
+
+        They read the store again, but a finished record may already be gone
+        (``retention``), so the info at the end is kept for them.
+        """
         waiter = self._waiters.pop(job_id, None)
         if waiter is not None:
-            waiter.set()
+            waiter.final = info if info is not None else (None if record is None else record.info())
+            waiter.event.set()
 
     def _cancel_entry(self, entry: _Entry) -> bool:
         """Cancel a job this manager owns; True if something changed."""
@@ -781,7 +798,7 @@ class JobManager:
             del self._entries[record.id]
             self._changed(entry)
             self._publish_state(record)
-            self._wake_waiter(record.id)
+            self._wake_waiter(record.id, record)
             self._signal_drained()
             return True
         if record.state is not _RUNNING:
@@ -809,7 +826,7 @@ class JobManager:
         entry.flushed_state = record.state
         del self._entries[record.id]
         self._publish_state(record)
-        self._wake_waiter(record.id)
+        self._wake_waiter(record.id, record)
         self._signal_drained()
 
     # -- writing to the store -------------------------------------------------------------
@@ -908,7 +925,7 @@ class JobManager:
                 if stream.wants(info.id):
                     stream.push(event, progress=False)
         if info.state.is_done:
-            self._wake_waiter(info.id)
+            self._wake_waiter(info.id, info=info)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -986,12 +1003,14 @@ class JobManager:
             return info
         waiter = self._waiters.get(id)
         if waiter is None:
-            waiter = self._waiters[id] = anyio.Event()
+            waiter = self._waiters[id] = _Waiter()
         with anyio.move_on_after(seconds):
-            await waiter.wait()
+            await waiter.event.wait()
         await self._flush()
         latest = await self._store.get(id)
-        return info if latest is None else latest
+        if latest is not None:
+            return latest
+        return waiter.final or info  # deleted meanwhile: the info it ended with
 
     async def list(
         self,
