@@ -135,3 +135,50 @@ assert logging.getLogger().handlers == []
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "anyjob.job_failed" in result.stdout  # unconfigured structlog prints to stdout
+
+
+async def test_selective_hooks_are_asked_before_events_are_built() -> None:
+    asked: list[str] = []
+    got: list[str] = []
+
+    class OnlyFailures:
+        def wants(self, name: str) -> bool:
+            asked.append(name)
+            return name == instrumentation.JOB_FAILED
+
+        def __call__(self, event: instrumentation.HookEvent) -> None:
+            got.append(event.name)
+
+    instrumentation.set_hooks([OnlyFailures()])
+    await Job(ok).run()
+    await Job(bad).run()
+    assert asked == [
+        instrumentation.JOB_STARTED,
+        instrumentation.JOB_SUCCEEDED,
+        instrumentation.JOB_STARTED,
+        instrumentation.JOB_FAILED,
+    ]
+    assert got == [instrumentation.JOB_FAILED]
+
+
+async def test_default_hook_builds_no_event_for_filtered_levels() -> None:
+    import logging
+
+    import structlog
+
+    built: list[object] = []
+    original = instrumentation.HookEvent.__init__
+
+    def spy(self: object, *args: object, **kwargs: object) -> None:
+        built.append(kwargs.get("name"))
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    try:
+        instrumentation.HookEvent.__init__ = spy  # type: ignore[method-assign]
+        await Job(ok).run()
+        await Job(bad).run()
+    finally:
+        instrumentation.HookEvent.__init__ = original  # type: ignore[method-assign]
+        structlog.reset_defaults()
+    assert built == [instrumentation.JOB_FAILED]

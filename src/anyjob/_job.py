@@ -594,6 +594,8 @@ class Job(Generic[R]):
             self._emit(name, error, self._elapsed)
 
     def _emit(self, name: str, error: BaseException | None, duration: float | None = None) -> None:
+        if not _hooks.wanted(name):
+            return  # e.g. the default hook with structlog filtering debug events out
         _hooks.emit(
             _hooks.HookEvent(
                 name=name,

@@ -20,6 +20,7 @@ from anyjob.instrumentation._hooks import JOB_SUCCEEDED as JOB_SUCCEEDED
 from anyjob.instrumentation._hooks import RETRY_SCHEDULED as RETRY_SCHEDULED
 from anyjob.instrumentation._hooks import Hook as Hook
 from anyjob.instrumentation._hooks import HookEvent as HookEvent
+from anyjob.instrumentation._hooks import SelectiveHook as SelectiveHook
 from anyjob.instrumentation._hooks import StructlogHook as StructlogHook
 from anyjob.instrumentation._hooks import get_hooks as get_hooks
 from anyjob.instrumentation._hooks import reset_hooks as reset_hooks
@@ -33,6 +34,7 @@ __all__ = [
     "RETRY_SCHEDULED",
     "Hook",
     "HookEvent",
+    "SelectiveHook",
     "StructlogHook",
     "get_hooks",
     "reset_hooks",

@@ -20,6 +20,7 @@ __all__ = [
     "RETRY_SCHEDULED",
     "Hook",
     "HookEvent",
+    "SelectiveHook",
     "StructlogHook",
     "get_hooks",
     "reset_hooks",
@@ -81,6 +82,18 @@ class Hook(Protocol):
         """Receive one event."""
 
 
+class SelectiveHook(Hook, Protocol):
+    """A hook that can say, cheaply, which events it wants.
+
+    ``wants(name)`` is asked before an event is built; when no active hook wants
+    it, the event is never made. A hook without ``wants`` gets every event.
+    """
+
+    def wants(self, name: str, /) -> bool:
+        """Whether this hook wants events named *name* right now."""
+        ...
+
+
 @final
 @attrs.define(eq=False)
 class StructlogHook:
@@ -93,15 +106,18 @@ class StructlogHook:
     configuration, or silence them with ``set_hooks([])``.
     """
 
+    def wants(self, name: str) -> bool:
+        """Whether structlog would log *name* at its level (warning or debug)."""
+        try:
+            return bool(logger.is_enabled_for(logging.WARNING if name in _WARNING_EVENTS else logging.DEBUG))
+        except AttributeError:  # a configured wrapper class without is_enabled_for
+            return True
+
     def __call__(self, event: HookEvent) -> None:
         """Log *event*."""
         warn = event.name in _WARNING_EVENTS
         # Ask first: building the fields costs more than a filtered-out call.
-        try:
-            enabled = logger.is_enabled_for(logging.WARNING if warn else logging.DEBUG)
-        except AttributeError:  # a configured wrapper class without is_enabled_for
-            enabled = True
-        if not enabled:
+        if not self.wants(event.name):
             return
         fields: dict[str, object] = {"job_id": event.job_id, "job_name": event.job_name}
         if event.duration is not None:
@@ -157,3 +173,20 @@ def emit(event: HookEvent) -> None:
             hook(event)
         except Exception as exc:  # a broken hook must not break the job
             logger.exception("anyjob.hook_failed", hook=repr(hook), event_name=event.name, error=repr(exc))
+
+
+def wanted(name: str) -> bool:
+    """Whether any active hook wants events named *name* (see :class:`SelectiveHook`).
+
+    Callers on hot paths ask this before building a :class:`HookEvent`.
+    """
+    for hook in active:
+        wants = getattr(hook, "wants", None)
+        if wants is None:
+            return True
+        try:
+            if wants(name):
+                return True
+        except Exception:  # a broken hook gets the event (and its failure is logged there)  # noqa: BLE001
+            return True
+    return False
