@@ -597,7 +597,7 @@ async def test_delay_and_at_schedule_the_start(anyio_backend: Any) -> None:
         await jobs.submit(stamp, "now")
         await jobs.wait(ref.id)
         await jobs.wait(ref2.id)
-    assert started["now"] - t0 < delay / 2
+    assert started["now"] < started["at"] < started["delay"]
     assert started["at"] - t0 >= delay / 2 * 0.9
     assert started["delay"] - t0 >= delay * 0.9
 
