@@ -307,6 +307,7 @@ class JobManager:
         self._tg: anyio.abc.TaskGroup | None = None
         self._state = "new"
         self._workers = 0
+        self._executing = 0  # jobs a worker is running now
         self._idle = 0
         self._starting = 0
         self._work_wakeup: anyio.Event | None = None
@@ -390,7 +391,7 @@ class JobManager:
 
     async def _wait_drained(self) -> None:
         """Until nothing is running and nothing is due (delayed jobs not yet due do not count)."""
-        while self._ready or any(entry.record.state.is_executing for entry in self._entries.values()):
+        while self._ready or self._executing:
             drained = self._drained = anyio.Event()
             await drained.wait()
 
@@ -698,6 +699,7 @@ class JobManager:
         job._labels = record.labels  # validated and copied at submit already
         job._listener = self._job_changed
         entry.job = job
+        self._executing += 1
         try:
             if spec.retry is None and spec.timeout is None:
                 await job.run(record.params)
@@ -707,6 +709,7 @@ class JobManager:
                     await executor.start(record.params)
         finally:
             job._listener = None
+            self._executing -= 1
             self._finish(entry, job)
 
     def _job_changed(self, job: Job[Any]) -> None:
