@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Final, final
 
-import anyio
-
 from anyjob._records import JobEvent
+from anyjob._signal import Signal
 
 __all__ = ["EventStream"]
 
@@ -43,7 +42,7 @@ class EventStream:
         self._job_id = job_id
         self._queue: deque[JobEvent | _ProgressSlot] = deque()
         self._progress: dict[str, _ProgressSlot] = {}
-        self._wakeup: anyio.Event | None = None
+        self._wakeup = Signal()
         self._closed = False
         self._on_close = on_close
         #: How many events were dropped because the consumer fell too far behind.
@@ -78,18 +77,12 @@ class EventStream:
             if isinstance(dropped, _ProgressSlot) and self._progress.get(dropped.event.job_id) is dropped:
                 del self._progress[dropped.event.job_id]
             self.dropped += 1
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
+        self._wakeup.fire()
 
     def end(self) -> None:
         """End the stream after the buffered events (the manager closed)."""
         self._closed = True
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
+        self._wakeup.fire()
 
     def close(self) -> None:
         """Stop the subscription now; buffered events are discarded."""
@@ -114,5 +107,4 @@ class EventStream:
                 return item
             if self._closed:
                 raise StopAsyncIteration
-            wakeup = self._wakeup = anyio.Event()
-            await wakeup.wait()
+            await self._wakeup.wait()

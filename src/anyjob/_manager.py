@@ -35,6 +35,7 @@ from anyjob._records import (
     now_timestamp,
 )
 from anyjob._retry import Retry, as_retry
+from anyjob._signal import Signal
 from anyjob._state import State
 from anyjob._time import ensure_aware, to_seconds, utcnow
 from anyjob.stores._base import JobQuery, RecordUpdate, Store, StoreChange
@@ -300,7 +301,7 @@ class JobManager:
         self._delayed: list[tuple[float, int, _Entry]] = []
         self._seq = 0
         self._dirty: dict[str, _Entry] = {}
-        self._flush_wakeup: anyio.Event | None = None
+        self._flush_wakeup = Signal()
         self._flush_lock: anyio.Lock | None = None
         self._waiters: dict[str, _Waiter] = {}
         self._streams: list[EventStream] = []
@@ -310,9 +311,9 @@ class JobManager:
         self._executing = 0  # jobs a worker is running now
         self._idle = 0
         self._starting = 0
-        self._work_wakeup: anyio.Event | None = None
-        self._schedule_wakeup: anyio.Event | None = None
-        self._drained: anyio.Event | None = None
+        self._work_wakeup = Signal()
+        self._schedule_wakeup = Signal()
+        self._drained = Signal()
 
     def __repr__(self) -> str:
         return f"<JobManager {self._state} jobs={len(self._entries)} store={self._store!r}>"
@@ -392,13 +393,11 @@ class JobManager:
     async def _wait_drained(self) -> None:
         """Until nothing is running and nothing is due (delayed jobs not yet due do not count)."""
         while self._ready or self._executing:
-            drained = self._drained = anyio.Event()
-            await drained.wait()
+            await self._drained.wait()
 
     async def _wait_all_done(self) -> None:
         while self._entries:
-            drained = self._drained = anyio.Event()
-            await drained.wait()
+            await self._drained.wait()
 
     def _check_open(self, action: str) -> None:
         if self._state != "open":
@@ -586,10 +585,7 @@ class JobManager:
     def _enqueue(self, entry: _Entry) -> None:
         self._ready.push(entry)
         if self._idle:
-            wakeup = self._work_wakeup
-            if wakeup is not None:
-                self._work_wakeup = None
-                wakeup.set()
+            self._work_wakeup.fire()
         elif not self._starting:
             self._spawn_worker()
 
@@ -597,10 +593,7 @@ class JobManager:
         entry.due = due
         self._seq += 1
         heapq.heappush(self._delayed, (due, self._seq, entry))
-        wakeup = self._schedule_wakeup
-        if wakeup is not None:
-            self._schedule_wakeup = None
-            wakeup.set()
+        self._schedule_wakeup.fire()
 
     def _spawn_worker(self) -> None:
         limit = self._max_concurrency
@@ -638,10 +631,7 @@ class JobManager:
                         return
                     self._idle += 1
                     try:
-                        wakeup = self._work_wakeup
-                        if wakeup is None:
-                            wakeup = self._work_wakeup = anyio.Event()
-                        await wakeup.wait()
+                        await self._work_wakeup.wait()
                     finally:
                         self._idle -= 1
                     done_in_a_row = 0
@@ -666,12 +656,11 @@ class JobManager:
                 if entry.due is not None and self._entries.get(entry.record.id) is entry:
                     entry.due = None
                     self._enqueue(entry)
-            wakeup = self._schedule_wakeup = anyio.Event()
             if delayed:
                 with anyio.move_on_after(delayed[0][0] - now):
-                    await wakeup.wait()
+                    await self._schedule_wakeup.wait()
             else:
-                await wakeup.wait()
+                await self._schedule_wakeup.wait()
 
     # -- running ------------------------------------------------------------------------
 
@@ -776,10 +765,7 @@ class JobManager:
         self._signal_drained()
 
     def _signal_drained(self) -> None:
-        drained = self._drained
-        if drained is not None:
-            self._drained = None
-            drained.set()
+        self._drained.fire()
 
     def _wake_waiter(self, job_id: str, record: JobRecord | None = None, info: JobInfo | None = None) -> None:
         """Wake the ``wait`` calls for *job_id*, handing them its final info.
@@ -846,13 +832,9 @@ class JobManager:
             if memory._feeds:
                 memory.touched(record, self._origin)
             return
-        dirty = self._dirty
-        if not dirty:
-            wakeup = self._flush_wakeup
-            if wakeup is not None:
-                self._flush_wakeup = None
-                wakeup.set()
-        dirty[entry.record.id] = entry
+        if not self._dirty:
+            self._flush_wakeup.fire()
+        self._dirty[entry.record.id] = entry
 
     async def _flush(self) -> None:
         """Write every pending change to the store (in order; one batch)."""
@@ -891,8 +873,7 @@ class JobManager:
     async def _flusher(self) -> None:
         while True:
             if not self._dirty:
-                wakeup = self._flush_wakeup = anyio.Event()
-                await wakeup.wait()
+                await self._flush_wakeup.wait()
             await self._flush()
 
     async def _retain(self, retention: float) -> None:

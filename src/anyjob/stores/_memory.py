@@ -7,11 +7,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final, final
 
-import anyio
 import attrs
 
 from anyjob._exceptions import JobError
 from anyjob._records import JobInfo, JobRecord, JobStatistics, check_json_safe, now_timestamp
+from anyjob._signal import Signal
 from anyjob._state import State
 from anyjob.stores._base import JobQuery, RecordUpdate, StoreChange
 
@@ -92,37 +92,30 @@ def _snapshot(record: JobRecord) -> JobInfo:
 class _MemoryFeed:
     """Changes by other origins, coalesced per job (the latest state wins)."""
 
-    __slots__ = ("_closed", "_event", "_pending", "_store", "origin")
+    __slots__ = ("_changed", "_closed", "_pending", "_store", "origin")
 
     def __init__(self, store: MemoryStore, origin: str) -> None:
         self._store = store
         self.origin = origin
         self._pending: dict[str, JobRecord | None] = {}
-        self._event: anyio.Event | None = None
+        self._changed = Signal()
         self._closed = False
 
     def push(self, job_id: str, record: JobRecord | None) -> None:
         pending = self._pending
         pending.pop(job_id, None)  # keep the order of the latest change
         pending[job_id] = record
-        event = self._event
-        if event is not None:
-            self._event = None
-            event.set()
+        self._changed.fire()
 
     def close(self) -> None:
         self._closed = True
         self._store._feeds = [feed for feed in self._store._feeds if feed is not self]
-        event = self._event
-        if event is not None:
-            self._event = None
-            event.set()
+        self._changed.fire()
 
     async def __aiter__(self) -> AsyncIterator[list[StoreChange]]:
         while not self._closed:
             if not self._pending:
-                event = self._event = anyio.Event()
-                await event.wait()
+                await self._changed.wait()
                 continue
             pending, self._pending = self._pending, {}
             yield [
