@@ -966,7 +966,7 @@ def test_ready_queue_orders_and_forgets_unused_priorities() -> None:
             id=name, name=name, state=State.CREATED, labels={}, params=None, priority=priority,
             created=0.0, scheduled=0.0, owner="o",
         )  # fmt: skip
-        return _Entry(record, None, State.CREATED)  # type: ignore[arg-type]
+        return _Entry(None, record, None, State.CREATED)  # type: ignore[arg-type]
 
     queue = _ReadyQueue()
     for priority, name in [(0, "a"), (5, "b"), (-3, "c"), (5, "d"), (0, "e"), (100, "f")]:

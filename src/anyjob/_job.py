@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from time import perf_counter, time
 from types import MappingProxyType
-from typing import Any, Final, Generic, TypeVar, final
+from typing import Any, Final, Generic, Protocol, TypeVar, final
 
 import anyio
 import anyio.abc
@@ -22,7 +22,7 @@ from anyjob._ids import format_id, new_id_value
 from anyjob._state import State
 from anyjob.instrumentation import _hooks
 
-__all__ = ["Context", "Job", "JobStats", "wrap"]
+__all__ = ["Context", "Job", "JobStats", "Reporter", "wrap"]
 
 R = TypeVar("R")
 
@@ -138,6 +138,31 @@ class JobStats:
     error: str | None
 
 
+class Reporter(Protocol):
+    """What a :class:`Context` reports to: a :class:`Job`, or a job a JobManager runs itself."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def params(self) -> Any: ...
+
+    _base_logger: Any
+    #: The number of the run executing now, 0 when none is.
+    _live_run: int
+    _result: Any
+
+    def _report(self, progress: float, message: str | None) -> None:
+        """Take a validated progress report of the live run."""
+        ...
+
+
 @final
 @attrs.define(eq=False, init=False)
 class Context:
@@ -147,11 +172,11 @@ class Context:
     ended raises :class:`~anyjob.JobStateError`.
     """
 
-    _job: Job[Any]
+    _job: Reporter
     _run_no: int
     _logger: Any
 
-    def __init__(self, job: Job[Any], run_no: int) -> None:
+    def __init__(self, job: Reporter, run_no: int) -> None:
         self._job = job
         self._run_no = run_no
         self._logger = None
@@ -184,9 +209,9 @@ class Context:
             self._logger = job._base_logger.bind(job_id=job.id, job_name=job.name)
         return self._logger
 
-    def _check_current(self) -> Job[Any]:
+    def _check_current(self) -> Reporter:
         job = self._job
-        if job._run_no != self._run_no or not job.is_executing:
+        if job._live_run != self._run_no:
             msg = f"cannot report on job {job.name!r} ({job.id}): the run this context belongs to has ended"
             raise JobStateError(msg, job_id=job.id)
         return job
@@ -217,12 +242,7 @@ class Context:
         if message is not None and not isinstance(message, str):
             msg = f"progress message must be a str or None, not {type(message).__name__}"
             raise TypeError(msg)
-        job = self._check_current()
-        job._progress = progress
-        if message is not None:
-            job._message = message
-        if job._listener is not None:
-            job._listener(job)
+        self._check_current()._report(progress, message)
 
     def set_result(self, value: Any) -> None:
         """Set the job's result now; it is visible as ``job.result`` while the job runs.
@@ -278,6 +298,7 @@ class Job(Generic[R]):
     _t0: float
     _elapsed: float
     _run_no: int
+    _live_run: int
     _scope: anyio.CancelScope | None
     _cancel_requested: bool
     _done: anyio.Event | None
@@ -330,6 +351,7 @@ class Job(Generic[R]):
         self._t0 = 0.0
         self._elapsed = 0.0
         self._run_no = 0
+        self._live_run = 0
         self._scope = None
         self._cancel_requested = False
         self._done = None
@@ -506,6 +528,13 @@ class Job(Generic[R]):
 
     # -- the engine (also driven by Executor) -------------------------------------
 
+    def _report(self, progress: float, message: str | None) -> None:
+        self._progress = progress
+        if message is not None:
+            self._message = message
+        if self._listener is not None:
+            self._listener(self)
+
     def _set_state(self, new: State) -> None:
         old = self._state
         if not old.can_become(new):  # pragma: no cover - guarded by every caller
@@ -529,6 +558,7 @@ class Job(Generic[R]):
         self._ended = None
         self._cancel_requested = False
         self._run_no += 1
+        self._live_run = self._run_no
         self._started = time()
         self._t0 = perf_counter()
         self._set_state(_RUNNING)
@@ -579,6 +609,7 @@ class Job(Generic[R]):
         self._ended = time()
         self._error = error
         self._scope = None
+        self._live_run = 0
         self._set_state(state)
         done = self._done
         if done is not None:

@@ -23,7 +23,7 @@ from anyjob._events import EventStream
 from anyjob._exceptions import JobError, JobNotFoundError, JobStateError
 from anyjob._executor import Executor
 from anyjob._ids import new_id
-from anyjob._job import Context, Job, check_labels, error_text
+from anyjob._job import Context, Job, check_labels, error_text, new_cancel_scope
 from anyjob._records import (
     JobEvent,
     JobInfo,
@@ -38,6 +38,7 @@ from anyjob._retry import Retry, as_retry
 from anyjob._signal import Signal
 from anyjob._state import State
 from anyjob._time import ensure_aware, to_seconds, utcnow
+from anyjob.instrumentation import _hooks
 from anyjob.stores._base import JobQuery, RecordUpdate, Store, StoreChange
 from anyjob.stores._memory import MemoryStore
 
@@ -103,19 +104,87 @@ class _Entry:
     Its record holds the job's data. With a MemoryStore the record is the very
     object the store keeps (written in place, re-indexed on state changes);
     with other stores it is a local copy, written to the store in batches.
+
+    A job without retry or timeout runs right in a worker, with no
+    :class:`~anyjob.Job` around it: the entry is then what its
+    :class:`~anyjob.Context` reports to (see :class:`~anyjob._job.Reporter`).
     """
 
-    __slots__ = ("cancel_requested", "due", "executor", "flushed_state", "job", "job_state", "record", "spec")
+    __slots__ = (
+        "_live_run",
+        "_result",
+        "cancel_requested",
+        "due",
+        "executor",
+        "flushed_state",
+        "job",
+        "job_state",
+        "manager",
+        "record",
+        "spec",
+        "t0",
+        "worker",
+    )
 
-    def __init__(self, record: JobRecord, spec: _Spec, flushed_state: State) -> None:
+    _base_logger: Any = _logger
+
+    def __init__(self, manager: JobManager, record: JobRecord, spec: _Spec, flushed_state: State) -> None:
+        self.manager = manager
         self.record = record
         self.spec = spec
         self.flushed_state = flushed_state  # the state the store has indexed
         self.job: Job[Any] | None = None
         self.executor: Executor[Any] | None = None
+        self.worker: _Worker | None = None  # running it in place, without a Job
         self.job_state = _CREATED
         self.due: float | None = None
         self.cancel_requested = False
+        self._live_run = 0
+        self._result: Any = None
+        self.t0 = 0.0
+
+    # -- what a Context needs (jobs run in place) ------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.record.labels
+
+    @property
+    def params(self) -> Any:
+        return self.record.params
+
+    def _report(self, progress: float, message: str | None) -> None:
+        record = self.record
+        record.progress = progress
+        if message is not None:
+            record.message = message
+        manager = self.manager
+        manager._changed(self)
+        if manager._streams:
+            manager._publish(record, progress=True)
+
+
+@final
+class _Worker:
+    """One worker task: the cancel scope the jobs it runs in place execute in.
+
+    Canceling such a job cancels this scope; the worker then leaves it and
+    opens a new one. A scope per worker instead of one per job is most of
+    what makes a tracked job cheaper than a bare task.
+    """
+
+    __slots__ = ("scope",)
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
 
 
 _RUN_FIELDS: Final = (
@@ -554,7 +623,7 @@ class JobManager:
             self._memory.insert_now(record)  # the store and the entry share this record
         else:
             await self._store.insert(attrs.evolve(record))
-        entry = _Entry(record, spec, _CREATED)
+        entry = _Entry(self, record, spec, _CREATED)
         self._entries[job_id] = entry
         self._publish_state(record)
         if wait > 0.0:
@@ -621,29 +690,41 @@ class JobManager:
 
     async def _worker(self) -> None:
         self._starting -= 1
+        worker = _Worker()
         done_in_a_row = 0
         try:
             while True:
-                entry = self._next_ready()
-                if entry is None:
-                    self._signal_drained()
-                    if self._state == "closed" or self._idle >= _MAX_IDLE_WORKERS:
-                        return
-                    self._idle += 1
-                    try:
-                        await self._work_wakeup.wait()
-                    finally:
-                        self._idle -= 1
-                    done_in_a_row = 0
-                    continue
-                if self._ready and not self._idle and not self._starting:
-                    # Keep a spare worker coming: if this job blocks, the next one still starts.
-                    self._spawn_worker()
-                await self._execute(entry)
-                done_in_a_row += 1
-                if done_in_a_row >= _JOBS_PER_CHECKPOINT:
-                    done_in_a_row = 0
-                    await anyio.lowlevel.checkpoint()
+                scope = worker.scope = new_cancel_scope()
+                with scope:
+                    while True:
+                        entry = self._next_ready()
+                        if entry is None:
+                            self._signal_drained()
+                            if self._state == "closed" or self._idle >= _MAX_IDLE_WORKERS:
+                                return
+                            self._idle += 1
+                            try:
+                                await self._work_wakeup.wait()
+                            finally:
+                                self._idle -= 1
+                            done_in_a_row = 0
+                            continue
+                        if self._ready and not self._idle and not self._starting:
+                            # Keep a spare worker coming: if this job blocks, the next one still starts.
+                            self._spawn_worker()
+                        if self._memory is None and not await self._claim(entry):
+                            continue
+                        spec = entry.spec
+                        if spec.retry is None and spec.timeout is None:
+                            await self._run_in_place(entry, spec, worker)
+                            if scope.cancel_called:
+                                break  # the job was canceled: leave the scope, open a new one
+                        else:
+                            await self._execute(entry)
+                        done_in_a_row += 1
+                        if done_in_a_row >= _JOBS_PER_CHECKPOINT:
+                            done_in_a_row = 0
+                            await anyio.lowlevel.checkpoint()
         finally:
             self._workers -= 1
 
@@ -679,9 +760,106 @@ class JobManager:
             self._adopt_foreign_cancel(entry)
         return claimed
 
+    async def _run_in_place(self, entry: _Entry, spec: _Spec, worker: _Worker) -> None:
+        """Run a job without retry or timeout right here, in the worker's cancel scope."""
+        record = entry.record
+        entry.worker = worker
+        entry._live_run = 1
+        entry.job_state = _RUNNING
+        record.attempts += 1
+        record.state = _RUNNING
+        record.started = now_timestamp()
+        self._executing += 1
+        self._changed(entry)
+        if self._streams:
+            self._publish(record, progress=False)
+        if _hooks.active:
+            entry.t0 = time.perf_counter()
+            self._emit(entry, _hooks.JOB_STARTED, None, None)
+        try:
+            value = await spec.fn(Context(entry, 1))
+        except Exception as exc:  # noqa: BLE001 - recorded, never lost
+            self._end_in_place(entry, _FAILED, exc, None)
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                # This job was canceled (the worker's scope swallows it), or the manager is closing.
+                self._end_in_place(entry, _CANCELED, None, None)
+            else:  # KeyboardInterrupt, SystemExit: recorded, then on their way
+                self._end_in_place(entry, _FAILED, exc, None)
+            raise
+        else:
+            self._end_in_place(entry, _SUCCEEDED, None, value)
+
+    def _end_in_place(self, entry: _Entry, state: State, error: BaseException | None, value: Any) -> None:
+        record = entry.record
+        entry._live_run = 0
+        entry.worker = None
+        self._executing -= 1
+        if entry.cancel_requested:
+            state = _CANCELED
+        elif state is _SUCCEEDED:
+            if value is None:
+                value = entry._result
+            if value is not None:
+                try:
+                    record.result = check_json_safe(value, "the job's result")
+                except (TypeError, ValueError) as exc:
+                    state = _FAILED
+                    error = exc
+        if error is not None:
+            record.error = error_text(error)
+            record.error_type = _qualname(error)
+        record.ended = now_timestamp()
+        record.state = state
+        entry.job_state = state
+        del self._entries[record.id]
+        self._changed(entry)
+        if self._streams:
+            self._publish(record, progress=False)
+        if self._waiters:
+            self._wake_waiter(record.id, record)
+        self._drained.fire()
+        if _hooks.active:
+            self._emit_end(entry, state, error)
+
+    def _emit_end(self, entry: _Entry, state: State, error: BaseException | None) -> None:
+        if state is _SUCCEEDED:
+            name = _hooks.JOB_SUCCEEDED
+        elif state is _FAILED:
+            name = _hooks.JOB_FAILED
+        else:
+            name = _hooks.JOB_CANCELED
+        # t0 is 0.0 when the hooks were set while the job ran: wall-clock then.
+        record = entry.record
+        started = record.started
+        ended = record.ended
+        if entry.t0:
+            duration: float | None = time.perf_counter() - entry.t0
+        elif started is not None and ended is not None:
+            duration = max(ended - started, 0.0)
+        else:  # pragma: no cover - a job run in place has both
+            duration = None
+        self._emit(entry, name, error, duration)
+
+    @staticmethod
+    def _emit(entry: _Entry, name: str, error: BaseException | None, duration: float | None) -> None:
+        if not _hooks.wanted(name):
+            return  # e.g. the default hook with structlog filtering debug events out
+        record = entry.record
+        _hooks.emit(
+            _hooks.HookEvent(
+                name=name,
+                job_id=record.id,
+                job_name=record.name,
+                labels=record.labels,
+                state=record.state,
+                error=error,
+                duration=duration,
+            )
+        )
+
     async def _execute(self, entry: _Entry) -> None:
-        if self._memory is None and not await self._claim(entry):
-            return
+        """Run a job with retry or timeout through an Executor."""
         spec = entry.spec
         record = entry.record
         job: Job[Any] = Job(spec.fn, id=record.id, name=record.name)
@@ -793,7 +971,11 @@ class JobManager:
         if record.state is not _RUNNING:
             return False
         entry.cancel_requested = True
-        if entry.executor is not None:
+        if entry.worker is not None:
+            scope = entry.worker.scope
+            assert scope is not None  # noqa: S101 - the worker runs the job in it
+            scope.cancel()
+        elif entry.executor is not None:
             entry.executor.request_stop()  # also between two attempts, while it waits
         elif entry.job is not None:
             entry.job.cancel()
@@ -1148,7 +1330,7 @@ class JobManager:
         else:
             for key, value in update.fields.items():
                 setattr(record, key, value)
-        entry = _Entry(record, spec, _CREATED)
+        entry = _Entry(self, record, spec, _CREATED)
         self._entries[id] = entry
         self._publish_state(record)
         self._enqueue(entry)
