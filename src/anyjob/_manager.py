@@ -9,7 +9,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self, final
 
@@ -67,6 +67,9 @@ _MAX_INTERNED_LABELS: Final = 4096
 
 JobFunction = Callable[[Context], Awaitable[Any]]
 
+_NOTHING: Final = object()
+_NO_LABELS: Final = check_labels(None)
+
 #: Makes the store of a manager given none (tests swap it to exercise the protocol path).
 _default_store: Callable[[], Store] = MemoryStore
 
@@ -95,6 +98,14 @@ class _Spec:
         self.default_name: str = (
             key if registered else (getattr(fn, "__qualname__", None) or type(fn).__qualname__)
         )
+
+
+async def _never_run(ctx: Context) -> None:  # noqa: ARG001  # pragma: no cover - the function of _NO_SPEC
+    raise AssertionError
+
+
+#: What ``_last_spec`` holds before any submission (``_last_fn`` then matches no function).
+_NO_SPEC: Final = _Spec("", _never_run, None, None)
 
 
 @final
@@ -272,6 +283,13 @@ def _check_new_id(job_id: object) -> str:
     return checked
 
 
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        msg = f"job name must be a non-empty str, not {name!r}"
+        raise TypeError(msg)
+    return name
+
+
 def _wait_before_start(delay: float | timedelta | None, at: datetime | None, now: float) -> float:
     """Seconds from *now* until a job with this ``delay`` or ``at`` may start."""
     if delay is not None:
@@ -362,8 +380,8 @@ class JobManager:
         self._specs: dict[tuple[Any, ...], _Spec] = {}
         self._local_specs: dict[str, _Spec] = {}
         self._local_count = 0
-        self._last_fn: object = None
-        self._last_spec: _Spec | None = None
+        self._last_fn: object = _NOTHING  # never a function: submit(None) must not match it
+        self._last_spec: _Spec = _NO_SPEC
         self._labels_cache: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
         self._entries: dict[str, _Entry] = {}
         self._ready = _ReadyQueue()
@@ -506,7 +524,8 @@ class JobManager:
             raise ValueError(msg)
         self._registry[key] = _Spec(key, fn, None, None, registered=True)
         self._specs.clear()  # a function registered now is named by its registration from now on
-        self._last_fn = self._last_spec = None
+        self._last_fn = _NOTHING
+        self._last_spec = _NO_SPEC
         return fn
 
     def _spec_for(self, fn: JobFunction | str, retry: Retry | None, timeout: float | None) -> _Spec:
@@ -521,8 +540,6 @@ class JobManager:
         elif not callable(fn):
             msg = f"fn must be an async function taking a Context (or a registered name), not {fn!r}"
             raise TypeError(msg)
-        elif fn is self._last_fn and retry is None and timeout is None and self._last_spec is not None:
-            return self._last_spec  # the same function again: the common case of a loop of submits
         key: tuple[Any, ...] | None = (fn, retry, timeout)
         try:
             hash(key)
@@ -592,32 +609,32 @@ class JobManager:
             JobError: The manager is not open, or a job with that id exists.
             TypeError, ValueError: Invalid arguments; nothing is stored.
         """
-        self._check_open("submit")
-        retry_policy = as_retry(retry)
-        timeout_s = None if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
-        spec = self._spec_for(fn, retry_policy, timeout_s)
-        if name is None:
-            name = spec.default_name
-        elif not isinstance(name, str) or not name:
-            msg = f"job name must be a non-empty str, not {name!r}"
-            raise TypeError(msg)
-        job_id = new_id() if id is None else _check_new_id(id)
+        if self._state != "open":
+            self._check_open("submit")
+        if fn is self._last_fn and retry is None and timeout is None:
+            spec = self._last_spec  # the same function again: the common case of a loop of submits
+        else:
+            timeout_s = None if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
+            spec = self._spec_for(fn, as_retry(retry), timeout_s)
+        name = spec.default_name if name is None else _check_name(name)
         if priority != 0:
             _check_int(priority, "priority")
-        now = now_timestamp()
+        now = time.time_ns() // 1000 / 1e6  # now_timestamp(), inline
         wait = 0.0 if delay is None and at is None else _wait_before_start(delay, at, now)
+        scheduled = now + wait
         params = check_json_safe(params, "params")
+        job_id = new_id() if id is None else _check_new_id(id)
         record = JobRecord(
-            id=job_id,
-            name=name,
-            state=_CREATED,
-            labels=self._intern_labels(labels),
-            params=params,
-            priority=priority,
-            created=now,
-            scheduled=now + wait if wait else now,
-            owner=self._origin,
-            function=spec.key,
+            job_id,
+            name,
+            _CREATED,
+            _NO_LABELS if labels is None else self._intern_labels(labels),
+            params,
+            priority,
+            now,
+            scheduled,
+            self._origin,
+            spec.key,
         )
         if self._memory is not None:
             self._memory.insert_now(record)  # the store and the entry share this record
@@ -625,12 +642,13 @@ class JobManager:
             await self._store.insert(attrs.evolve(record))
         entry = _Entry(self, record, spec, _CREATED)
         self._entries[job_id] = entry
-        self._publish_state(record)
+        if self._streams:
+            self._publish(record, progress=False)
         if wait > 0.0:
             self._schedule(entry, anyio.current_time() + wait)
         else:
             self._enqueue(entry)
-        return JobRef(id=job_id, name=name, scheduled_at=from_timestamp(record.scheduled))  # type: ignore[arg-type]
+        return JobRef(job_id, name, datetime.fromtimestamp(scheduled, UTC))
 
     def _intern_labels(self, labels: Mapping[str, str] | None) -> Mapping[str, str]:
         """Validated, read-only labels; jobs with equal labels share one mapping (memory)."""
@@ -709,8 +727,9 @@ class JobManager:
                                 self._idle -= 1
                             done_in_a_row = 0
                             continue
-                        if self._ready and not self._idle and not self._starting:
-                            # Keep a spare worker coming: if this job blocks, the next one still starts.
+                        if self._ready._size and self._workers - self._executing <= 1:
+                            # No other worker is free (idle, starting, or between two jobs): keep a
+                            # spare coming, so that if this job blocks, the next one still starts.
                             self._spawn_worker()
                         if self._memory is None and not await self._claim(entry):
                             continue
@@ -1011,7 +1030,8 @@ class JobManager:
             if record.state is not old:
                 memory.reindex(record, old)
                 entry.flushed_state = record.state
-            if memory._feeds:
+            feeds = memory._feeds  # this manager's own feed, and maybe other managers'
+            if feeds and (len(feeds) > 1 or feeds[0].origin != self._origin):
                 memory.touched(record, self._origin)
             return
         if not self._dirty:

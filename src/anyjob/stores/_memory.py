@@ -251,12 +251,32 @@ class MemoryStore:
         record it shares with this store directly; *old_state* must not be a done
         state (runs only move forward). Other writers use :meth:`apply`.
         """
-        totals, named = self._tallies(record)
-        self._move(record, old_state, totals, named)
-        if record.state.is_done:
-            totals.add_duration(record, 1)
-            named.add_duration(record, 1)
-            if record.ended is not None:
+        # _move and _Tally.add_duration, inline: this runs twice per job.
+        state = record.state
+        old = old_state._index
+        new = state._index
+        job_id = record.id
+        by_state = self._by_state
+        del by_state[old][job_id]
+        by_state[new][job_id] = record
+        totals = self._totals
+        counts = totals.by_state
+        counts[old] -= 1
+        counts[new] += 1
+        named = self._names[record.name]  # made when the record was inserted
+        counts = named.by_state
+        counts[old] -= 1
+        counts[new] += 1
+        if state.is_done:
+            started = record.started
+            ended = record.ended
+            if ended is not None:
+                if started is not None:
+                    duration = ended - started if ended > started else 0.0
+                    totals.duration_sum += duration
+                    totals.duration_count += 1
+                    named.duration_sum += duration
+                    named.duration_count += 1
                 self._finished.append(record)
 
     def touched(self, record: JobRecord, origin: str) -> None:
@@ -298,6 +318,9 @@ class MemoryStore:
             del records[record.id]
             del self._by_state[record.state._index][record.id]
             self._count(record, -1)
+            named = self._names[record.name]
+            if not named.total:  # names come and go (one per import, say): keep only those in use
+                del self._names[record.name]
             deleted += 1
             for feed in self._feeds:
                 feed.push(record.id, None)
