@@ -646,8 +646,12 @@ class JobManager:
             self._publish(record, progress=False)
         if wait > 0.0:
             self._schedule(entry, anyio.current_time() + wait)
-        else:
-            self._enqueue(entry)
+        else:  # _enqueue(entry), inline
+            self._ready.push(entry)
+            if self._idle:
+                self._work_wakeup.fire()
+            elif not self._starting:
+                self._spawn_worker()
         return JobRef(job_id, name, datetime.fromtimestamp(scheduled, UTC))
 
     def _intern_labels(self, labels: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -693,9 +697,10 @@ class JobManager:
     def _next_ready(self) -> _Entry | None:
         ready = self._ready
         entries = self._entries
-        while ready:
+        while ready._size:
             entry = ready.pop()
-            assert entry is not None  # noqa: S101 - the queue is not empty
+            if entry is None:  # pragma: no cover - _size says there is one
+                break
             record = entry.record
             if entry.job is not None or entries.get(record.id) is not entry:
                 continue  # canceled while it waited (and forgotten), or started already
@@ -709,43 +714,66 @@ class JobManager:
     async def _worker(self) -> None:
         self._starting -= 1
         worker = _Worker()
-        done_in_a_row = 0
         try:
             while True:
                 scope = worker.scope = new_cancel_scope()
                 with scope:
-                    while True:
-                        entry = self._next_ready()
-                        if entry is None:
-                            self._signal_drained()
-                            if self._state == "closed" or self._idle >= _MAX_IDLE_WORKERS:
-                                return
-                            self._idle += 1
-                            try:
-                                await self._work_wakeup.wait()
-                            finally:
-                                self._idle -= 1
-                            done_in_a_row = 0
-                            continue
-                        if self._ready._size and self._workers - self._executing <= 1:
-                            # No other worker is free (idle, starting, or between two jobs): keep a
-                            # spare coming, so that if this job blocks, the next one still starts.
-                            self._spawn_worker()
-                        if self._memory is None and not await self._claim(entry):
-                            continue
-                        spec = entry.spec
-                        if spec.retry is None and spec.timeout is None:
-                            await self._run_in_place(entry, spec, worker)
-                            if scope.cancel_called:
-                                break  # the job was canceled: leave the scope, open a new one
-                        else:
-                            await self._execute(entry)
-                        done_in_a_row += 1
-                        if done_in_a_row >= _JOBS_PER_CHECKPOINT:
-                            done_in_a_row = 0
-                            await anyio.lowlevel.checkpoint()
+                    if await self._work(worker, scope):
+                        return
+                # A job this worker ran was canceled: go on in a new scope.
         finally:
             self._workers -= 1
+
+    async def _work(self, worker: _Worker, scope: anyio.CancelScope) -> bool:  # noqa: C901, PLR0912 - the hot path, inline on purpose
+        """Run jobs until told to stop (True) or until a job run in place was canceled (False).
+
+        A job without retry or timeout runs right in this loop: no task, no Job, no
+        scope of its own; an Executor runs the others.
+        """
+        done_in_a_row = 0
+        while True:
+            entry = self._next_ready()
+            if entry is None:
+                self._drained.fire()
+                if self._state == "closed" or self._idle >= _MAX_IDLE_WORKERS:
+                    return True
+                self._idle += 1
+                try:
+                    await self._work_wakeup.wait()
+                finally:
+                    self._idle -= 1
+                done_in_a_row = 0
+                continue
+            if self._ready._size and self._workers - self._executing <= 1:
+                # No other worker is free (idle, starting, or between two jobs): keep a
+                # spare coming, so that if this job blocks, the next one still starts.
+                self._spawn_worker()
+            if self._memory is None and not await self._claim(entry):
+                continue
+            spec = entry.spec
+            if spec.retry is None and spec.timeout is None:
+                ctx = self._start_in_place(entry, worker)
+                try:
+                    value = await spec.fn(ctx)
+                except Exception as exc:  # noqa: BLE001 - recorded, never lost
+                    self._end_in_place(entry, _FAILED, exc, None)
+                except BaseException as exc:
+                    if isinstance(exc, anyio.get_cancelled_exc_class()):
+                        # This job was canceled (our scope swallows it), or the manager is closing.
+                        self._end_in_place(entry, _CANCELED, None, None)
+                    else:  # KeyboardInterrupt, SystemExit: recorded, then on their way
+                        self._end_in_place(entry, _FAILED, exc, None)
+                    raise
+                else:
+                    self._end_in_place(entry, _SUCCEEDED, None, value)
+                if scope.cancel_called:
+                    return False  # the job was canceled: leave the scope, open a new one
+            else:
+                await self._execute(entry)
+            done_in_a_row += 1
+            if done_in_a_row >= _JOBS_PER_CHECKPOINT:
+                done_in_a_row = 0
+                await anyio.lowlevel.checkpoint()
 
     async def _scheduler(self) -> None:
         delayed = self._delayed
@@ -779,37 +807,34 @@ class JobManager:
             self._adopt_foreign_cancel(entry)
         return claimed
 
-    async def _run_in_place(self, entry: _Entry, spec: _Spec, worker: _Worker) -> None:
-        """Run a job without retry or timeout right here, in the worker's cancel scope."""
+    def _start_in_place(self, entry: _Entry, worker: _Worker) -> Context:
+        """Mark a job run in place RUNNING; returns the context to call its function with."""
         record = entry.record
         entry.worker = worker
         entry._live_run = 1
-        entry.job_state = _RUNNING
         record.attempts += 1
         record.state = _RUNNING
-        record.started = now_timestamp()
+        record.started = time.time_ns() // 1000 / 1e6  # now_timestamp(), inline
         self._executing += 1
-        self._changed(entry)
+        memory = self._memory
+        if memory is None:
+            self._changed(entry)
+        else:  # _changed(entry), inline
+            memory.reindex(record, entry.flushed_state)  # CREATED until now
+            entry.flushed_state = _RUNNING
+            feeds = memory._feeds
+            if feeds and (len(feeds) > 1 or feeds[0].origin != self._origin):
+                memory.touched(record, self._origin)
         if self._streams:
             self._publish(record, progress=False)
         if _hooks.active:
             entry.t0 = time.perf_counter()
             self._emit(entry, _hooks.JOB_STARTED, None, None)
-        try:
-            value = await spec.fn(Context(entry, 1))
-        except Exception as exc:  # noqa: BLE001 - recorded, never lost
-            self._end_in_place(entry, _FAILED, exc, None)
-        except BaseException as exc:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                # This job was canceled (the worker's scope swallows it), or the manager is closing.
-                self._end_in_place(entry, _CANCELED, None, None)
-            else:  # KeyboardInterrupt, SystemExit: recorded, then on their way
-                self._end_in_place(entry, _FAILED, exc, None)
-            raise
-        else:
-            self._end_in_place(entry, _SUCCEEDED, None, value)
+        return Context(entry, 1)
 
-    def _end_in_place(self, entry: _Entry, state: State, error: BaseException | None, value: Any) -> None:
+    def _end_in_place(  # noqa: C901, PLR0912 - the hot path, inline on purpose (benchmarks/bench_manager.py)
+        self, entry: _Entry, state: State, error: BaseException | None, value: Any
+    ) -> None:
         record = entry.record
         entry._live_run = 0
         entry.worker = None
@@ -819,7 +844,10 @@ class JobManager:
         elif state is _SUCCEEDED:
             if value is None:
                 value = entry._result
-            if value is not None:
+            cls = type(value)
+            if cls is int or cls is str or cls is bool:
+                record.result = value  # check_json_safe's answer, without the call
+            elif value is not None:
                 try:
                     record.result = check_json_safe(value, "the job's result")
                 except (TypeError, ValueError) as exc:
@@ -828,16 +856,24 @@ class JobManager:
         if error is not None:
             record.error = error_text(error)
             record.error_type = _qualname(error)
-        record.ended = now_timestamp()
+        record.ended = time.time_ns() // 1000 / 1e6  # now_timestamp(), inline
         record.state = state
-        entry.job_state = state
         del self._entries[record.id]
-        self._changed(entry)
+        memory = self._memory
+        if memory is None:
+            self._changed(entry)
+        else:  # _changed(entry), inline
+            memory.reindex(record, entry.flushed_state)
+            entry.flushed_state = state
+            feeds = memory._feeds
+            if feeds and (len(feeds) > 1 or feeds[0].origin != self._origin):
+                memory.touched(record, self._origin)
         if self._streams:
             self._publish(record, progress=False)
         if self._waiters:
             self._wake_waiter(record.id, record)
-        self._drained.fire()
+        if self._drained._event is not None:
+            self._drained.fire()
         if _hooks.active:
             self._emit_end(entry, state, error)
 
