@@ -1219,8 +1219,12 @@ class JobManager:
         """
         _check_id(id)
         seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
-        await self._flush()
-        info = await self._store.get(id)
+        memory = self._memory
+        if memory is not None:
+            info = memory.get_now(id)  # the common case of a loop of waits: no await needed
+        else:
+            await self._flush()
+            info = await self._store.get(id)
         if info is None or info.state.is_done:
             return info
         waiter = self._waiters.get(id)

@@ -71,8 +71,7 @@ def _statistics(tally: _Tally, by_name: dict[str, int]) -> JobStatistics:
     )
 
 
-def _is_container(value: object) -> bool:
-    return isinstance(value, list | dict)
+_CONTAINERS: Final = (list, dict)
 
 
 def _snapshot(record: JobRecord) -> JobInfo:
@@ -81,7 +80,7 @@ def _snapshot(record: JobRecord) -> JobInfo:
     result: object = info.result
     # Params and results are handed out as copies: a caller mutating them must not
     # change the record.
-    if _is_container(params) or _is_container(result):
+    if isinstance(params, _CONTAINERS) or isinstance(result, _CONTAINERS):
         return attrs.evolve(
             info, params=check_json_safe(params, "params"), result=check_json_safe(result, "result")
         )
@@ -175,21 +174,27 @@ class MemoryStore:
 
     def insert_now(self, record: JobRecord) -> None:
         """:meth:`insert` without the ``await`` (the store is in memory)."""
-        if record.id in self._records:
-            msg = f"a job with id {record.id!r} already exists"
-            raise JobError(msg, job_id=record.id)
-        self._records[record.id] = record
+        job_id = record.id
+        records = self._records
+        if job_id in records:
+            msg = f"a job with id {job_id!r} already exists"
+            raise JobError(msg, job_id=job_id)
+        records[job_id] = record
         state = record.state
-        self._by_state[state._index][record.id] = record
-        if state.is_done:
+        index = state._index
+        self._by_state[index][job_id] = record
+        if state is _CREATED:  # the usual case: a new job, no duration to count yet
+            self._totals.by_state[index] += 1
+            named = self._names.get(record.name)
+            if named is None:
+                named = self._names[record.name] = _Tally()
+            named.by_state[index] += 1
+        else:
             self._count(record, 1)
-            if record.ended is not None:
+            if state.is_done and record.ended is not None:
                 self._finished.append(record)
-        else:  # the usual case: a new job, no duration to count yet
-            totals, named = self._tallies(record)
-            totals.by_state[state._index] += 1
-            named.by_state[state._index] += 1
-        if self._feeds:
+        feeds = self._feeds
+        if feeds and (len(feeds) > 1 or feeds[0].origin != record.owner):
             self._publish(record, record.owner)
 
     async def insert(self, record: JobRecord) -> None:
@@ -330,6 +335,11 @@ class MemoryStore:
 
     async def get(self, job_id: str) -> JobInfo | None:
         """A snapshot of one record, or ``None``."""
+        record = self._records.get(job_id)
+        return None if record is None else _snapshot(record)
+
+    def get_now(self, job_id: str) -> JobInfo | None:
+        """:meth:`get` without the ``await`` (the store is in memory)."""
         record = self._records.get(job_id)
         return None if record is None else _snapshot(record)
 
