@@ -844,7 +844,8 @@ class JobManager:
         elif state is _SUCCEEDED:
             if value is None:
                 value = entry._result
-            cls = type(value)
+            plain: object = value
+            cls = type(plain)
             if cls is int or cls is str or cls is bool:
                 record.result = value  # check_json_safe's answer, without the call
             elif value is not None:

@@ -76,11 +76,11 @@ _CONTAINERS: Final = (list, dict)
 
 def _snapshot(record: JobRecord) -> JobInfo:
     info = record.info()
-    params: object = info.params
-    result: object = info.result
+    params: Any = info.params
+    result: Any = info.result
     # Params and results are handed out as copies: a caller mutating them must not
-    # change the record.
-    if isinstance(params, _CONTAINERS) or isinstance(result, _CONTAINERS):
+    # change the record. (Records hold plain lists and dicts: copies made by check_json_safe.)
+    if type(params) in _CONTAINERS or type(result) in _CONTAINERS:
         return attrs.evolve(
             info, params=check_json_safe(params, "params"), result=check_json_safe(result, "result")
         )
