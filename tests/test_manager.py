@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextvars
 import gc
 import json
 import weakref
@@ -1206,3 +1207,58 @@ def test_keyboard_interrupt_in_a_job_is_recorded_and_raised(backend: str) -> Non
     assert info is not None
     assert info.state is State.FAILED
     assert info.error_type == "KeyboardInterrupt"
+
+
+# -- context variables: jobs start in the manager's context, and nothing leaks between jobs --------
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+async def test_context_variables_do_not_leak_between_jobs() -> None:
+    seen: list[str] = []
+    entered = anyio.Event()
+
+    async def sets(ctx: Context) -> None:
+        seen.append(request_id.get())
+        request_id.set(f"set by {ctx.params}")
+        if ctx.params == "canceled":
+            entered.set()
+            await anyio.sleep_forever()
+
+    request_id.set("app")  # the manager's context: what every job starts with
+    async with JobManager(max_concurrency=1) as jobs:  # one worker at a time runs them all
+        token = request_id.set("request A")  # a submitter's own context is not handed on
+        try:
+            await jobs.wait((await jobs.submit(sets, "first")).id)
+            await jobs.wait((await jobs.submit(sets, "second")).id)
+            await jobs.wait((await jobs.submit(sets, "retried", retry=2)).id)
+            canceled = await jobs.submit(sets, "canceled")
+            await entered.wait()
+            await jobs.cancel(canceled.id)
+            await jobs.wait(canceled.id)
+            await jobs.wait((await jobs.submit(sets, "last")).id)
+        finally:
+            request_id.reset(token)
+    assert seen == ["app"] * 5
+    assert request_id.get() == "app"
+
+
+async def test_jobs_that_leave_the_context_alone_share_a_worker() -> None:
+    from anyjob import _manager
+
+    spawned = 0
+    original = _manager.JobManager._worker
+
+    async def counting(self: JobManager) -> None:
+        nonlocal spawned
+        spawned += 1
+        await original(self)
+
+    _manager.JobManager._worker = counting  # type: ignore[method-assign]
+    try:
+        async with JobManager(max_concurrency=1) as jobs:
+            for i in range(20):
+                await jobs.wait((await jobs.submit(ok, i)).id)
+    finally:
+        _manager.JobManager._worker = original  # type: ignore[method-assign]
+    assert spawned == 1

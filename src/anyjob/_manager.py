@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import contextvars
 import heapq
 import math
 import time
@@ -69,6 +70,11 @@ JobFunction = Callable[[Context], Awaitable[Any]]
 
 _NOTHING: Final = object()
 _NO_LABELS: Final = check_labels(None)
+
+#: What a worker's run of jobs ended with (see JobManager._work).
+_STOPPED: Final = "stopped"
+_CANCELED_HERE: Final = "canceled"
+_CONTEXT_CHANGED: Final = "context changed"
 
 #: Makes the store of a manager given none (tests swap it to exercise the protocol path).
 _default_store: Callable[[], Store] = MemoryStore
@@ -192,10 +198,11 @@ class _Worker:
     what makes a tracked job cheaper than a bare task.
     """
 
-    __slots__ = ("scope",)
+    __slots__ = ("context", "scope")
 
     def __init__(self) -> None:
         self.scope: anyio.CancelScope | None = None
+        self.context: contextvars.Context | None = None  # its context variables before the first job
 
 
 _RUN_FIELDS: Final = (
@@ -401,6 +408,7 @@ class JobManager:
         self._work_wakeup = Signal()
         self._schedule_wakeup = Signal()
         self._drained = Signal()
+        self._context = contextvars.Context()  # the context jobs start in (set on entering)
 
     def __repr__(self) -> str:
         return f"<JobManager {self._state} jobs={len(self._entries)} store={self._store!r}>"
@@ -427,6 +435,7 @@ class JobManager:
             msg = "a JobManager can be entered only once"
             raise JobError(msg)
         self._flush_lock = anyio.Lock()
+        self._context = contextvars.copy_context()
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -692,7 +701,8 @@ class JobManager:
             return
         self._workers += 1
         self._starting += 1
-        self._tg.start_soon(self._worker)
+        # In the manager's own context, not in the context of whoever submitted just now.
+        self._context.run(self._tg.start_soon, self._worker)
 
     def _next_ready(self) -> _Entry | None:
         ready = self._ready
@@ -714,21 +724,31 @@ class JobManager:
     async def _worker(self) -> None:
         self._starting -= 1
         worker = _Worker()
+        worker.context = contextvars.copy_context()
         try:
             while True:
                 scope = worker.scope = new_cancel_scope()
+                outcome: object = _CANCELED_HERE  # if the scope swallows a canceled job's cancellation
                 with scope:
-                    if await self._work(worker, scope):
-                        return
+                    outcome = await self._work(worker, scope)
+                if outcome is not _CANCELED_HERE:
+                    break
+                if contextvars.copy_context() != worker.context:
+                    outcome = _CONTEXT_CHANGED
+                    break
                 # A job this worker ran was canceled: go on in a new scope.
         finally:
             self._workers -= 1
+        if outcome is _CONTEXT_CHANGED and self._ready._size:
+            self._spawn_worker()  # a fresh worker, in the manager's context, goes on
 
-    async def _work(self, worker: _Worker, scope: anyio.CancelScope) -> bool:  # noqa: C901, PLR0912 - the hot path, inline on purpose
-        """Run jobs until told to stop (True) or until a job run in place was canceled (False).
+    async def _work(self, worker: _Worker, scope: anyio.CancelScope) -> object:  # noqa: C901, PLR0912 - the hot path, inline on purpose
+        """Run jobs until told to stop, a job run in place was canceled, or a job changed context variables.
 
         A job without retry or timeout runs right in this loop: no task, no Job, no
-        scope of its own; an Executor runs the others.
+        scope of its own; an Executor runs the others. Jobs start in the context the
+        manager was entered in: a job that sets a context variable (``structlog.contextvars``,
+        say) retires its worker, so that nothing it set leaks into the next job.
         """
         done_in_a_row = 0
         while True:
@@ -736,7 +756,7 @@ class JobManager:
             if entry is None:
                 self._drained.fire()
                 if self._state == "closed" or self._idle >= _MAX_IDLE_WORKERS:
-                    return True
+                    return _STOPPED
                 self._idle += 1
                 try:
                     await self._work_wakeup.wait()
@@ -767,9 +787,11 @@ class JobManager:
                 else:
                     self._end_in_place(entry, _SUCCEEDED, None, value)
                 if scope.cancel_called:
-                    return False  # the job was canceled: leave the scope, open a new one
+                    return _CANCELED_HERE  # leave the scope, open a new one
             else:
                 await self._execute(entry)
+            if contextvars.copy_context() != worker.context:
+                return _CONTEXT_CHANGED
             done_in_a_row += 1
             if done_in_a_row >= _JOBS_PER_CHECKPOINT:
                 done_in_a_row = 0
@@ -923,13 +945,10 @@ class JobManager:
         job._listener = self._job_changed
         entry.job = job
         self._executing += 1
+        executor = entry.executor = Executor(job, retry=spec.retry, timeout=spec.timeout)
         try:
-            if spec.retry is None and spec.timeout is None:
-                await job.run(record.params)
-            else:
-                executor = entry.executor = Executor(job, retry=spec.retry, timeout=spec.timeout)
-                with contextlib.suppress(Exception):  # recorded from the job in _finish
-                    await executor.start(record.params)
+            with contextlib.suppress(Exception):  # recorded from the job in _finish
+                await executor.start(record.params)
         finally:
             job._listener = None
             self._executing -= 1
