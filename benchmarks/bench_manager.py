@@ -18,6 +18,7 @@ import tracemalloc
 import aiojobs
 import anyio
 import anyio.lowlevel
+import trio
 
 import anyjob
 from anyjob import instrumentation
@@ -58,6 +59,15 @@ async def anyio_task_group(n: int) -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(n):
             tg.start_soon(work)
+
+
+async def trio_nursery(n: int) -> None:
+    async def trio_work() -> int:
+        return 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(trio_work)
 
 
 async def manager(n: int) -> None:
@@ -118,7 +128,16 @@ def throughput(n: int, rounds: int) -> list[Result]:
         rounds=rounds,
     )
     print(f"  -> for reference (each wait() builds a JobInfo snapshot): {each[1].ratio:.2f}x")
-    return results + each
+    on_trio = compare(
+        "For information, on trio: JobManager vs a nursery",
+        [
+            Competitor("trio nursery + start_soon", trio_nursery, backend="trio"),
+            Competitor("anyjob JobManager()", manager, backend="trio", setup=_silence, teardown=_restore),
+        ],
+        n=n,
+        rounds=rounds,
+    )
+    return results + each + on_trio
 
 
 def bytes_per_finished_job(n: int) -> float:

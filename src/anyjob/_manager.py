@@ -339,11 +339,14 @@ def _qualname(error: BaseException) -> str:
 class JobManager:
     """Tracks many jobs by id: submit, status, wait, list, stats, cancel, retry, cleanup, events.
 
-    Use it as an async context manager. Jobs run in tasks the manager owns,
-    at most ``max_concurrency`` at a time, higher ``priority`` first and in
-    submission order within one priority, each when its ``delay``/``at`` has
+    Use it as an async context manager. Jobs run in worker tasks the manager
+    owns, at most ``max_concurrency`` at a time, higher ``priority`` first and
+    in submission order within one priority, each when its ``delay``/``at`` has
     come. Every change is written to the store (coalesced) and published to
     :meth:`events` subscribers.
+
+    Jobs start in the context (``contextvars``) the manager was entered in, not
+    in the submitter's; context variables one job sets never reach another.
 
     Leaving the ``async with`` stops accepting submissions, lets running and
     due jobs finish within ``shutdown_timeout``, then cancels the rest and
@@ -630,7 +633,7 @@ class JobManager:
             _check_int(priority, "priority")
         now = time.time_ns() // 1000 / 1e6  # now_timestamp(), inline
         wait = 0.0 if delay is None and at is None else _wait_before_start(delay, at, now)
-        scheduled = now + wait
+        scheduled = now + wait if wait else now  # one float object when equal: 24 B per record
         params = check_json_safe(params, "params")
         job_id = new_id() if id is None else _check_new_id(id)
         record = JobRecord(
