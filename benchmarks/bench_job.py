@@ -51,7 +51,8 @@ def _silence() -> None:
     instrumentation.set_hooks([])
 
 
-def _production_logging() -> None:
+def production_logging() -> None:
+    """The default hook, with structlog configured the way applications do."""
     # What an application typically does: structlog filtering below WARNING.
     instrumentation.reset_hooks()
     structlog.configure(
@@ -60,7 +61,8 @@ def _production_logging() -> None:
     )
 
 
-def _restore() -> None:
+def restore_logging() -> None:
+    """Undo :func:`production_logging`."""
     instrumentation.reset_hooks()
     structlog.reset_defaults()
 
@@ -71,13 +73,13 @@ def main(n: int = 50_000, rounds: int = 5) -> list[Result]:
         "Job.run() one after another vs asyncio.create_task() awaited one after another",
         [
             Competitor("asyncio.create_task + await", bare_tasks),
-            Competitor("anyjob Job(fn).run(), hooks off", jobs, setup=_silence, teardown=_restore),
-            Competitor("  ...jobs built beforehand", jobs_prebuilt, setup=_silence, teardown=_restore),
+            Competitor("anyjob Job(fn).run(), hooks off", jobs, setup=_silence, teardown=restore_logging),
+            Competitor("  ...jobs built beforehand", jobs_prebuilt, setup=_silence, teardown=restore_logging),
             Competitor(
                 "  ...default hook, structlog >= WARNING",
                 jobs,
-                setup=_production_logging,
-                teardown=_restore,
+                setup=production_logging,
+                teardown=restore_logging,
             ),
         ],
         n=n,
@@ -87,7 +89,7 @@ def main(n: int = 50_000, rounds: int = 5) -> list[Result]:
         "For information, on trio: Job.run() vs a nursery per task",
         [
             Competitor("trio nursery + start_soon", trio_tasks, backend="trio"),
-            Competitor("anyjob Job(fn).run(), hooks off", jobs, "trio", _silence, _restore),
+            Competitor("anyjob Job(fn).run(), hooks off", jobs, "trio", _silence, restore_logging),
         ],
         n=n,
         rounds=rounds,

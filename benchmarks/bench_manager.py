@@ -22,6 +22,7 @@ import trio
 
 import anyjob
 from anyjob import instrumentation
+from benchmarks import bench_job
 from benchmarks._harness import Competitor, Result, compare
 
 
@@ -108,13 +109,19 @@ def throughput(n: int, rounds: int) -> list[Result]:
             Competitor(
                 "anyjob JobManager(max_concurrency=100)", manager_limited, setup=_silence, teardown=_restore
             ),
+            Competitor(
+                "  ...default hook, structlog >= WARNING",
+                manager,
+                setup=bench_job.production_logging,
+                teardown=bench_job.restore_logging,
+            ),
         ],
         n=n,
         rounds=rounds,
     )
     print(
         f"  -> target: <= 1.0x a bare TaskGroup; measured {results[3].ratio:.2f}x "
-        f"({results[4].ratio:.2f}x with max_concurrency)"
+        f"({results[4].ratio:.2f}x with max_concurrency, {results[5].ratio:.2f}x with the default hook)"
     )
     each = compare(
         "The same, awaiting each one: jobs.wait(id) vs await task",

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from anyjob import Context, Job, State, instrumentation
@@ -182,3 +185,26 @@ async def test_default_hook_builds_no_event_for_filtered_levels() -> None:
         instrumentation.HookEvent.__init__ = original  # type: ignore[method-assign]
         structlog.reset_defaults()
     assert built == [instrumentation.JOB_FAILED]
+
+
+def test_structlog_hook_asks_structlogs_cached_logger_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anyjob.instrumentation import _hooks
+
+    def proxy(*, cache: bool) -> object:
+        return structlog.wrap_logger(
+            structlog.PrintLogger(),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            cache_logger_on_first_use=cache,
+        )
+
+    monkeypatch.setattr(_hooks, "logger", proxy(cache=True))
+    hook = _hooks.StructlogHook()
+    answers = [hook.wants("anyjob.job_failed"), hook.wants("anyjob.job_started")]
+    assert answers == [True, False]
+    assert hook._assembled is not None  # structlog cached it on first use: asked directly from now on
+    assert [hook.wants("anyjob.job_failed"), hook.wants("anyjob.job_started")] == [True, False]
+
+    monkeypatch.setattr(_hooks, "logger", proxy(cache=False))
+    uncached = _hooks.StructlogHook()
+    assert [uncached.wants("anyjob.retry_scheduled"), uncached.wants("anyjob.job_succeeded")] == [True, False]
+    assert uncached._assembled is None  # structlog may be reconfigured: ask through the proxy every time

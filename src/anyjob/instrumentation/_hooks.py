@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Final, Protocol, final, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, final, runtime_checkable
 
 import attrs
 import structlog
@@ -106,10 +106,21 @@ class StructlogHook:
     configuration, or silence them with ``set_hooks([])``.
     """
 
+    _assembled: Any = attrs.field(default=None, init=False, repr=False)
+
     def wants(self, name: str) -> bool:
         """Whether structlog would log *name* at its level (warning or debug)."""
+        target = self._assembled
+        if target is None:
+            if "bind" in vars(logger):
+                # structlog cached the assembled logger on first use (its
+                # cache_logger_on_first_use): it will never change, so ask it
+                # directly instead of through the lazy proxy (0.5 us a question).
+                target = self._assembled = logger.bind()
+            else:
+                target = logger
         try:
-            return bool(logger.is_enabled_for(logging.WARNING if name in _WARNING_EVENTS else logging.DEBUG))
+            return bool(target.is_enabled_for(logging.WARNING if name in _WARNING_EVENTS else logging.DEBUG))
         except AttributeError:  # a configured wrapper class without is_enabled_for
             return True
 
