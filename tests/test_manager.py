@@ -1262,3 +1262,65 @@ async def test_jobs_that_leave_the_context_alone_share_a_worker() -> None:
     finally:
         _manager.JobManager._worker = original  # type: ignore[method-assign]
     assert spawned == 1
+
+
+async def test_jobs_that_set_context_variables_run_isolated_after_the_first() -> None:
+    from anyjob import _manager
+
+    spawned = 0
+    original = _manager.JobManager._worker
+
+    async def counting(self: JobManager) -> None:
+        nonlocal spawned
+        spawned += 1
+        await original(self)
+
+    seen: list[str] = []
+    entered = anyio.Event()
+    attempts: dict[str, int] = {}
+
+    async def binds(ctx: Context) -> str:
+        seen.append(request_id.get())
+        request_id.set(f"job {ctx.params}")
+        await anyio.lowlevel.checkpoint()
+        assert request_id.get() == f"job {ctx.params}"  # its own value, across awaits
+        if ctx.params == "block":
+            entered.set()
+            await anyio.sleep_forever()
+        if ctx.params == "fail":
+            raise ValueError(request_id.get())
+        if ctx.params == "flaky":
+            attempts["flaky"] = attempts.get("flaky", 0) + 1
+            if attempts["flaky"] == 1:
+                msg = "first attempt fails"
+                raise ConnectionError(msg)
+        return request_id.get()
+
+    _manager.JobManager._worker = counting  # type: ignore[method-assign]
+    request_id.set("app")
+    try:
+        async with JobManager(max_concurrency=1) as jobs:
+            infos = [await jobs.wait((await jobs.submit(binds, i)).id) for i in range(10)]
+            blocked = await jobs.submit(binds, "block")
+            await entered.wait()
+            assert await jobs.cancel(blocked.id) is True
+            blocked_info = await jobs.wait(blocked.id)
+            failed = await jobs.wait((await jobs.submit(binds, "fail")).id)
+            flaky = await jobs.wait((await jobs.submit(binds, "flaky", retry=anyjob.Retry(2, delay=0))).id)
+            after = await jobs.wait((await jobs.submit(binds, "after")).id)
+    finally:
+        _manager.JobManager._worker = original  # type: ignore[method-assign]
+    assert [info.result for info in infos if info] == [f"job {i}" for i in range(10)]
+    # Every job starts in the manager's context; the attempts of one job share one (as in one task).
+    assert seen == ["app"] * 13 + ["job flaky", "app"]
+    assert spawned <= 3  # the first job retired one worker (and the Executor spec learned once); no more
+    assert blocked_info is not None
+    assert blocked_info.state is State.CANCELED
+    assert failed is not None
+    assert failed.state is State.FAILED
+    assert failed.error == "job fail"
+    assert flaky is not None
+    assert (flaky.state, flaky.attempts, flaky.result) == (State.SUCCEEDED, 2, "job flaky")
+    assert after is not None
+    assert after.result == "job after"
+    assert request_id.get() == "app"

@@ -11,6 +11,7 @@ every running job has entered its function.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 
 import anyio
@@ -24,6 +25,7 @@ from anyjob import Context, JobManager, JobNotFoundError, JobStateError, State, 
 from anyjob.stores import MemoryStore
 
 TIMEOUT = 10.0
+_bound: contextvars.ContextVar[str] = contextvars.ContextVar("bound", default="")
 _DONE = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED})
 _EXECUTING = frozenset({State.RUNNING, State.CANCELING})
 
@@ -35,6 +37,7 @@ class Gate:
         self.entered = anyio.Event()
         self.release = anyio.Event()
         self.outcome = "return"
+        self.binds = False  # sets a context variable (its spec then runs jobs isolated)
 
     def rearm(self) -> None:
         self.entered = anyio.Event()
@@ -76,8 +79,12 @@ class ManagerMachine(RuleBasedStateMachine):
     async def _job(self, ctx: Context) -> str:
         gate = self.gates[ctx.id]
         self.runs[ctx.id] = self.runs.get(ctx.id, 0) + 1
+        assert _bound.get() == ""  # nothing another job set leaks in
+        if gate.binds:
+            _bound.set(ctx.id)
         gate.entered.set()
         await gate.release.wait()
+        assert _bound.get() == (ctx.id if gate.binds else "")
         if gate.outcome == "raise":
             msg = "failed on purpose"
             raise ValueError(msg)
@@ -113,11 +120,13 @@ class ManagerMachine(RuleBasedStateMachine):
         target=job_ids,
         priority=st.integers(-1, 1),
         through_executor=st.booleans(),
+        binds=st.booleans(),
     )
-    def submit(self, priority: int, through_executor: bool) -> str:
+    def submit(self, priority: int, through_executor: bool, binds: bool) -> str:
         self.count += 1
         job_id = f"job-{self.count}"
-        self.gates[job_id] = self.portal.call(Gate)
+        self.gates[job_id] = gate = self.portal.call(Gate)
+        gate.binds = binds
         submit = functools.partial(
             self.manager.submit,
             self._job,

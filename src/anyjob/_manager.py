@@ -8,8 +8,9 @@ import contextvars
 import heapq
 import math
 import time
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self, final
@@ -80,11 +81,35 @@ _CONTEXT_CHANGED: Final = "context changed"
 _default_store: Callable[[], Store] = MemoryStore
 
 
+@types.coroutine
+def _in_context(context: contextvars.Context, awaitable: Awaitable[Any]) -> Generator[Any, Any, Any]:
+    """Await *awaitable* with each of its steps run in *context*: what a task of its own gives.
+
+    For jobs whose function sets context variables, so that they can run in a
+    worker without changing its context. Everything the event loop sends or
+    throws in (cancellation included) is passed through unchanged.
+    """
+    steps = awaitable.__await__()
+    run = context.run
+    send = steps.send
+    try:
+        yielded = run(send, None)
+        while True:
+            try:
+                received = yield yielded
+            except BaseException as exc:  # noqa: BLE001 - handed to the job, whatever it is
+                yielded = run(steps.throw, exc)
+            else:
+                yielded = run(send, received)
+    except StopIteration as stop:
+        return stop.value
+
+
 @final
 class _Spec:
     """What to run: the function and its policies, shared by every job that uses them."""
 
-    __slots__ = ("default_name", "fn", "key", "registered", "retry", "timeout")
+    __slots__ = ("default_name", "fn", "isolate", "key", "registered", "retry", "timeout")
 
     def __init__(
         self,
@@ -100,6 +125,9 @@ class _Spec:
         self.retry = retry
         self.timeout = timeout
         self.registered = registered
+        #: Its jobs set context variables: each runs in a context of its own (see _in_context)
+        #: instead of retiring the worker it ran in. Learned from the first such job.
+        self.isolate = False
         #: The job name when none is given: the registered name, else the function's.
         self.default_name: str = (
             key if registered else (getattr(fn, "__qualname__", None) or type(fn).__qualname__)
@@ -198,11 +226,12 @@ class _Worker:
     what makes a tracked job cheaper than a bare task.
     """
 
-    __slots__ = ("context", "scope")
+    __slots__ = ("context", "scope", "spec")
 
     def __init__(self) -> None:
         self.scope: anyio.CancelScope | None = None
         self.context: contextvars.Context | None = None  # its context variables before the first job
+        self.spec: _Spec | None = None  # of the job it runs or ran last
 
 
 _RUN_FIELDS: Final = (
@@ -737,6 +766,8 @@ class JobManager:
                 if outcome is not _CANCELED_HERE:
                     break
                 if contextvars.copy_context() != worker.context:
+                    if worker.spec is not None:
+                        worker.spec.isolate = True
                     outcome = _CONTEXT_CHANGED
                     break
                 # A job this worker ran was canceled: go on in a new scope.
@@ -751,7 +782,8 @@ class JobManager:
         A job without retry or timeout runs right in this loop: no task, no Job, no
         scope of its own; an Executor runs the others. Jobs start in the context the
         manager was entered in: a job that sets a context variable (``structlog.contextvars``,
-        say) retires its worker, so that nothing it set leaks into the next job.
+        say) retires its worker, so that nothing it set leaks into the next job, and the
+        later jobs of its function each run in a context of their own (``_in_context``).
         """
         done_in_a_row = 0
         while True:
@@ -773,11 +805,15 @@ class JobManager:
                 self._spawn_worker()
             if self._memory is None and not await self._claim(entry):
                 continue
-            spec = entry.spec
+            spec = worker.spec = entry.spec
             if spec.retry is None and spec.timeout is None:
                 ctx = self._start_in_place(entry, worker)
                 try:
-                    value = await spec.fn(ctx)
+                    if spec.isolate:
+                        context = self._context.copy()
+                        value = await _in_context(context, context.run(spec.fn, ctx))
+                    else:
+                        value = await spec.fn(ctx)
                 except Exception as exc:  # noqa: BLE001 - recorded, never lost
                     self._end_in_place(entry, _FAILED, exc, None)
                 except BaseException as exc:
@@ -794,6 +830,7 @@ class JobManager:
             else:
                 await self._execute(entry)
             if contextvars.copy_context() != worker.context:
+                spec.isolate = True  # its next jobs run in contexts of their own
                 return _CONTEXT_CHANGED
             done_in_a_row += 1
             if done_in_a_row >= _JOBS_PER_CHECKPOINT:
@@ -951,7 +988,11 @@ class JobManager:
         executor = entry.executor = Executor(job, retry=spec.retry, timeout=spec.timeout)
         try:
             with contextlib.suppress(Exception):  # recorded from the job in _finish
-                await executor.start(record.params)
+                if spec.isolate:
+                    context = self._context.copy()
+                    await _in_context(context, context.run(executor.start, record.params))
+                else:
+                    await executor.start(record.params)
         finally:
             job._listener = None
             self._executing -= 1
