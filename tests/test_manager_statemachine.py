@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+from typing import Any
 
 import anyio
 import pytest
@@ -23,6 +24,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from anyjob import Context, JobManager, JobNotFoundError, JobStateError, State, instrumentation
 from anyjob.stores import MemoryStore
+from conftest import DelegatingStore
 
 TIMEOUT = 10.0
 _bound: contextvars.ContextVar[str] = contextvars.ContextVar("bound", default="")
@@ -46,6 +48,7 @@ class Gate:
 
 class ManagerMachine(RuleBasedStateMachine):
     backend = "asyncio"
+    store_kind = "memory"
     job_ids = Bundle("job_ids")
 
     def __init__(self) -> None:
@@ -53,7 +56,12 @@ class ManagerMachine(RuleBasedStateMachine):
         instrumentation.set_hooks([])
         self._portal_cm = start_blocking_portal(self.backend)
         self.portal: BlockingPortal = self._portal_cm.__enter__()
-        self.store = MemoryStore()
+        if self.store_kind == "memory":
+            self.store: Any = MemoryStore()
+            self.records: MemoryStore = self.store
+        else:  # reached only through the Store protocol: batched writes, claims, a flusher
+            self.store = DelegatingStore()
+            self.records = self.store.inner
         self.manager = JobManager(self.store, max_concurrency=2)
         self._manager_cm = self.portal.wrap_async_context_manager(self.manager)
         self._manager_cm.__enter__()
@@ -70,7 +78,7 @@ class ManagerMachine(RuleBasedStateMachine):
             self._manager_cm.__exit__(None, None, None)
             # Shutdown loses nothing: every record is in a final state.
             for job_id in self.gates.keys() - self.deleted:
-                assert self.store.state_now(job_id) in _DONE
+                assert self.records.state_now(job_id) in _DONE
             self.indexes_match_the_records()
         finally:
             self._portal_cm.__exit__(None, None, None)
@@ -94,10 +102,11 @@ class ManagerMachine(RuleBasedStateMachine):
         """Await every job that can end now; then check every running job entered its function."""
         with anyio.fail_after(TIMEOUT):
             while True:
+                await self.manager._flush()
                 ending = [
                     job_id
                     for job_id, gate in self.gates.items()
-                    if (state := self.store.state_now(job_id)) is State.CANCELING
+                    if (state := self.records.state_now(job_id)) is State.CANCELING
                     or (state is State.RUNNING and gate.release.is_set())
                 ]
                 if not ending:
@@ -105,14 +114,16 @@ class ManagerMachine(RuleBasedStateMachine):
                 for job_id in ending:
                     await self.manager.wait(job_id)
             for job_id, gate in self.gates.items():
-                if self.store.state_now(job_id) is State.RUNNING:
+                if self.records.state_now(job_id) is State.RUNNING:
                     await gate.entered.wait()
+            await self.manager._flush()
 
     def settle(self) -> None:
         self.portal.call(self._settle)
 
     def state(self, job_id: str) -> State | None:
-        return self.store.state_now(job_id)
+        self.portal.call(self.manager._flush)  # a protocol store is written in batches
+        return self.records.state_now(job_id)
 
     # -- rules ------------------------------------------------------------------------
 
@@ -201,7 +212,8 @@ class ManagerMachine(RuleBasedStateMachine):
 
     @invariant()
     def indexes_match_the_records(self) -> None:
-        store = self.store
+        self.portal.call(self.manager._flush)
+        store = self.records
         records = store._records
         for index, by_state in enumerate(store._by_state):
             for job_id, record in by_state.items():
@@ -226,9 +238,10 @@ class ManagerMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_manager_tracks_exactly_its_unfinished_jobs(self) -> None:
-        unfinished = {job_id for job_id, record in self.store._records.items() if record.state not in _DONE}
+        self.portal.call(self.manager._flush)
+        unfinished = {job_id for job_id, record in self.records._records.items() if record.state not in _DONE}
         assert set(self.manager._entries) == unfinished
-        executing = sum(1 for record in self.store._records.values() if record.state in _EXECUTING)
+        executing = sum(1 for record in self.records._records.values() if record.state in _EXECUTING)
         assert self.manager._executing == executing
         assert executing <= 2  # max_concurrency
 
@@ -239,7 +252,7 @@ class ManagerMachine(RuleBasedStateMachine):
             if job_id in self.deleted:
                 assert state is None
                 continue
-            record = self.store._records[job_id]
+            record = self.records._records[job_id]
             assert record.attempts == self.runs.get(job_id, 0)
             if job_id in self.canceled:
                 assert state is State.CANCELED
@@ -256,10 +269,10 @@ class ManagerMachine(RuleBasedStateMachine):
     def stats_agree_with_the_records(self) -> None:
         stats = self.portal.call(self.manager.stats)
         counts = dict.fromkeys(State, 0)
-        for record in self.store._records.values():
+        for record in self.records._records.values():
             counts[record.state] += 1
         assert dict(stats.by_state) == counts
-        assert stats.total == len(self.store._records)
+        assert stats.total == len(self.records._records)
 
 
 class AsyncioManagerMachine(ManagerMachine):
@@ -268,6 +281,16 @@ class AsyncioManagerMachine(ManagerMachine):
 
 class TrioManagerMachine(ManagerMachine):
     backend = "trio"
+
+
+class AsyncioProtocolStoreMachine(ManagerMachine):
+    backend = "asyncio"
+    store_kind = "protocol"
+
+
+class TrioProtocolStoreMachine(ManagerMachine):
+    backend = "trio"
+    store_kind = "protocol"
 
 
 _settings = settings(
@@ -280,3 +303,7 @@ TestManagerMachineAsyncio = AsyncioManagerMachine.TestCase
 TestManagerMachineAsyncio.settings = _settings
 TestManagerMachineTrio = TrioManagerMachine.TestCase
 TestManagerMachineTrio.settings = _settings
+TestProtocolStoreMachineAsyncio = AsyncioProtocolStoreMachine.TestCase
+TestProtocolStoreMachineAsyncio.settings = _settings
+TestProtocolStoreMachineTrio = TrioProtocolStoreMachine.TestCase
+TestProtocolStoreMachineTrio.settings = _settings
