@@ -1243,38 +1243,30 @@ async def test_context_variables_do_not_leak_between_jobs() -> None:
     assert request_id.get() == "app"
 
 
-async def test_jobs_that_leave_the_context_alone_share_a_worker() -> None:
+@pytest.fixture
+def worker_starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many worker tasks the managers in a test start (one number, counted up)."""
     from anyjob import _manager
 
-    spawned = 0
+    started = [0]
     original = _manager.JobManager._worker
 
     async def counting(self: JobManager) -> None:
-        nonlocal spawned
-        spawned += 1
+        started[0] += 1
         await original(self)
 
-    _manager.JobManager._worker = counting  # type: ignore[method-assign]
-    try:
-        async with JobManager(max_concurrency=1) as jobs:
-            for i in range(20):
-                await jobs.wait((await jobs.submit(ok, i)).id)
-    finally:
-        _manager.JobManager._worker = original  # type: ignore[method-assign]
-    assert spawned == 1
+    monkeypatch.setattr(_manager.JobManager, "_worker", counting)
+    return started
 
 
-async def test_jobs_that_set_context_variables_run_isolated_after_the_first() -> None:
-    from anyjob import _manager
+async def test_jobs_that_leave_the_context_alone_share_a_worker(worker_starts: list[int]) -> None:
+    async with JobManager(max_concurrency=1) as jobs:
+        for i in range(20):
+            await jobs.wait((await jobs.submit(ok, i)).id)
+    assert worker_starts == [1]
 
-    spawned = 0
-    original = _manager.JobManager._worker
 
-    async def counting(self: JobManager) -> None:
-        nonlocal spawned
-        spawned += 1
-        await original(self)
-
+async def test_jobs_that_set_context_variables_run_isolated_after_the_first(worker_starts: list[int]) -> None:
     seen: list[str] = []
     entered = anyio.Event()
     attempts: dict[str, int] = {}
@@ -1296,24 +1288,22 @@ async def test_jobs_that_set_context_variables_run_isolated_after_the_first() ->
                 raise ConnectionError(msg)
         return request_id.get()
 
-    _manager.JobManager._worker = counting  # type: ignore[method-assign]
     request_id.set("app")
-    try:
-        async with JobManager(max_concurrency=1) as jobs:
-            infos = [await jobs.wait((await jobs.submit(binds, i)).id) for i in range(10)]
-            blocked = await jobs.submit(binds, "block")
-            await entered.wait()
-            assert await jobs.cancel(blocked.id) is True
-            blocked_info = await jobs.wait(blocked.id)
-            failed = await jobs.wait((await jobs.submit(binds, "fail")).id)
-            flaky = await jobs.wait((await jobs.submit(binds, "flaky", retry=anyjob.Retry(2, delay=0))).id)
-            after = await jobs.wait((await jobs.submit(binds, "after")).id)
-    finally:
-        _manager.JobManager._worker = original  # type: ignore[method-assign]
+    async with JobManager(max_concurrency=1) as jobs:
+        infos = [await jobs.wait((await jobs.submit(binds, i)).id) for i in range(10)]
+        blocked = await jobs.submit(binds, "block")
+        await entered.wait()
+        assert await jobs.cancel(blocked.id) is True
+        blocked_info = await jobs.wait(blocked.id)
+        failed = await jobs.wait((await jobs.submit(binds, "fail")).id)
+        flaky = await jobs.wait((await jobs.submit(binds, "flaky", retry=anyjob.Retry(2, delay=0))).id)
+        after = await jobs.wait((await jobs.submit(binds, "after")).id)
     assert [info.result for info in infos if info] == [f"job {i}" for i in range(10)]
     # Every job starts in the manager's context; the attempts of one job share one (as in one task).
     assert seen == ["app"] * 13 + ["job flaky", "app"]
-    assert spawned <= 3  # the first job retired one worker (and the Executor spec learned once); no more
+    assert (
+        worker_starts[0] <= 3
+    )  # the first job retired one worker (and the Executor spec learned once); no more
     assert blocked_info is not None
     assert blocked_info.state is State.CANCELED
     assert failed is not None

@@ -43,21 +43,26 @@ def new_id() -> str:
     The same id as ``format_id(new_id_value())``, formatted in parts: all but
     the counter's low 16 bits change rarely and are formatted only then.
     """
-    global _counter, _head
     with _lock:
-        ms = time.time_ns() // 1_000_000
-        if ms > _last_ms:
-            _next_ms(ms)
-        else:
-            _counter += 1
-            if _counter > _COUNTER_MAX:
-                _next_ms(_last_ms + 1)
-            elif not _counter & 0xFFFF:
-                _head = _format_head()
+        _tick()
         counter = _counter
         head = _head
         low = _low_hex
     return f"{head}{counter & 0xFFFF:04x}{low}"
+
+
+def _tick() -> None:
+    """Advance to the next id (under the lock): a new millisecond, or the next count in this one."""
+    global _counter, _head
+    ms = time.time_ns() // 1_000_000
+    if ms > _last_ms:
+        _next_ms(ms)
+        return
+    _counter += 1
+    if _counter > _COUNTER_MAX:
+        _next_ms(_last_ms + 1)
+    elif not _counter & 0xFFFF:
+        _head = _format_head()
 
 
 def _format_head() -> str:
@@ -86,15 +91,8 @@ def format_id(value: int) -> str:
 
 def new_id_value() -> int:
     """Return the 128-bit value of a new UUIDv7 (formatting is left to :func:`format_id`)."""
-    global _counter
     with _lock:
-        ms = time.time_ns() // 1_000_000
-        if ms > _last_ms:
-            _next_ms(ms)
-        else:
-            _counter += 1
-            if _counter > _COUNTER_MAX:  # pragma: no cover - needs 2**41 ids in one millisecond
-                _next_ms(_last_ms + 1)
+        _tick()
         ms = _last_ms
         counter = _counter
         low = _low
