@@ -197,6 +197,7 @@ def test_structlog_hook_asks_structlogs_cached_logger_directly(monkeypatch: pyte
             cache_logger_on_first_use=cache,
         )
 
+    monkeypatch.setattr(structlog, "is_configured", lambda: True)  # so debug events are asked about too
     monkeypatch.setattr(_hooks, "logger", proxy(cache=True))
     hook = _hooks.StructlogHook()
     answers = [hook.wants("anyjob.job_failed"), hook.wants("anyjob.job_started")]
@@ -208,3 +209,18 @@ def test_structlog_hook_asks_structlogs_cached_logger_directly(monkeypatch: pyte
     uncached = _hooks.StructlogHook()
     assert [uncached.wants("anyjob.retry_scheduled"), uncached.wants("anyjob.job_succeeded")] == [True, False]
     assert uncached._assembled is None  # structlog may be reconfigured: ask through the proxy every time
+
+
+def test_structlog_hook_logs_debug_events_only_once_structlog_is_configured() -> None:
+    from anyjob.instrumentation import _hooks
+
+    hook = _hooks.StructlogHook()
+    structlog.reset_defaults()
+    try:
+        assert not structlog.is_configured()
+        assert hook.wants("anyjob.job_failed") is True  # warnings always
+        assert hook.wants("anyjob.job_started") is False  # unconfigured structlog would print it
+        structlog.configure(processors=[structlog.processors.KeyValueRenderer()])
+        assert hook.wants("anyjob.job_started") is True
+    finally:
+        structlog.reset_defaults()

@@ -100,8 +100,9 @@ class StructlogHook:
     """The default hook: logs through ``structlog.get_logger("anyjob")``.
 
     Failures and scheduled retries are logged at warning level, the other state
-    changes at debug level. The event name is the structlog event; the job's id
-    and name, and where known the duration, attempt, wait and error, are fields.
+    changes at debug level (only once the application configures structlog). The
+    event name is the structlog event; the job's id and name, and where known the
+    duration, attempt, wait and error, are fields.
     anyjob never configures structlog: filter these events in your own
     configuration, or silence them with ``set_hooks([])``.
     """
@@ -109,7 +110,16 @@ class StructlogHook:
     _assembled: Any = attrs.field(default=None, init=False, repr=False)
 
     def wants(self, name: str) -> bool:
-        """Whether structlog would log *name* at its level (warning or debug)."""
+        """Whether structlog would log *name* at its level (warning or debug).
+
+        While the application has not configured structlog at all, only the
+        warning-level events: unconfigured structlog prints everything, and a
+        library's debug events should not appear unasked (as with the standard
+        library's logging, whose default level is WARNING).
+        """
+        warning = name in _WARNING_EVENTS
+        if not warning and not structlog.is_configured():
+            return False
         target = self._assembled
         if target is None:
             if "bind" in vars(logger):
@@ -120,7 +130,7 @@ class StructlogHook:
             else:
                 target = logger
         try:
-            return bool(target.is_enabled_for(logging.WARNING if name in _WARNING_EVENTS else logging.DEBUG))
+            return bool(target.is_enabled_for(logging.WARNING if warning else logging.DEBUG))
         except AttributeError:  # a configured wrapper class without is_enabled_for
             return True
 
