@@ -1314,3 +1314,31 @@ async def test_jobs_that_set_context_variables_run_isolated_after_the_first(work
     assert after is not None
     assert after.result == "job after"
     assert request_id.get() == "app"
+
+
+async def test_a_job_sees_itself_running_before_it_first_yields() -> None:
+    # The store may put off moving a starting job in its state index until somebody looks:
+    # whoever looks (list, stats, another manager) sees it RUNNING.
+    holder: dict[str, JobManager] = {}
+    seen: dict[str, Any] = {}
+
+    async def looks(ctx: Context) -> None:
+        jobs = holder["jobs"]
+        seen["listed"] = [info.id for info in await jobs.list(state=State.RUNNING)]
+        seen["stats"] = (await jobs.stats()).by_state[State.RUNNING]
+        seen["created"] = (await jobs.stats()).by_state[State.CREATED]
+
+    async def quick(ctx: Context) -> int:
+        return 1
+
+    async with JobManager(max_concurrency=1) as jobs:
+        holder["jobs"] = jobs
+        first = await jobs.submit(quick)  # ends without yielding, before `looks` starts
+        ref = await jobs.submit(looks)
+        info = await jobs.wait(ref.id)
+        assert (await jobs.stats()).by_state[State.SUCCEEDED] == 2
+        assert await jobs.list(state=State.RUNNING) == []
+    assert info is not None
+    assert info.state is State.SUCCEEDED, info.error
+    assert seen == {"listed": [ref.id], "stats": 1, "created": 0}
+    assert first.id != ref.id

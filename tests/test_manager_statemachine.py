@@ -214,6 +214,7 @@ class ManagerMachine(RuleBasedStateMachine):
     def indexes_match_the_records(self) -> None:
         self.portal.call(self.manager._flush)
         store = self.records
+        store._settle()  # what every index reader does first
         records = store._records
         for index, by_state in enumerate(store._by_state):
             for job_id, record in by_state.items():

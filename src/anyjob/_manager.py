@@ -882,7 +882,8 @@ class JobManager:
         if memory is None:
             self._changed(entry)
         else:  # _changed(entry), inline
-            memory.reindex(record, entry.flushed_state)  # CREATED until now
+            # Put off: a job that ends before it yields moves once, CREATED -> its end.
+            memory.reindex_later(record, entry.flushed_state)
             entry.flushed_state = _RUNNING
             feeds = memory._feeds
             if feeds and (len(feeds) > 1 or feeds[0].origin != self._origin):

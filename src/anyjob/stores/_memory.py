@@ -148,6 +148,9 @@ class MemoryStore:
         # Finished records in the order they ended, for cleanup without a scan.
         self._finished: deque[JobRecord] = deque()
         self._feeds: list[_MemoryFeed] = []
+        # One record whose move out of the CREATED index is put off (see reindex_later).
+        self._pending: JobRecord | None = None
+        self._pending_from: State = _CREATED
 
     def __repr__(self) -> str:
         return f"<MemoryStore records={len(self._records)}>"
@@ -207,6 +210,7 @@ class MemoryStore:
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order; for each, whether it applied."""
+        self._settle()
         results: list[bool] = []
         for update in updates:
             record = self._records.get(update.job_id)
@@ -249,6 +253,25 @@ class MemoryStore:
         named.by_state[old_index] -= 1
         named.by_state[new_index] += 1
 
+    def reindex_later(self, record: JobRecord, old_state: State) -> None:
+        """:meth:`reindex`, put off until the next read or write of the indexes.
+
+        A job that starts and ends without yielding then moves once, from
+        CREATED straight to its end, instead of twice; nobody can look at the
+        indexes in between without going through a method that settles first.
+        """
+        if self._pending is not None:
+            self._settle()
+        self._pending = record
+        self._pending_from = old_state
+
+    def _settle(self) -> None:
+        """Carry out the re-indexing put off by :meth:`reindex_later`, if any."""
+        record = self._pending
+        if record is not None:
+            self._pending = None
+            self.reindex(record, self._pending_from)
+
     def reindex(self, record: JobRecord, old_state: State) -> None:
         """Re-index *record* (owned by this store) after its state changed from *old_state* in place.
 
@@ -256,8 +279,13 @@ class MemoryStore:
         record it shares with this store directly; *old_state* must not be a done
         state (runs only move forward). Other writers use :meth:`apply`.
         """
+        if self._pending is record:  # its earlier move was put off: make both moves as one
+            self._pending = None
+            old_state = self._pending_from
         # _move and _Tally.add_duration, inline: this runs twice per job.
         state = record.state
+        if state is old_state:
+            return
         old = old_state._index
         new = state._index
         job_id = record.id
@@ -290,6 +318,7 @@ class MemoryStore:
 
     async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
         """Ask for a job to be canceled; returns its state before, or ``None`` if unknown."""
+        self._settle()
         record = self._records.get(job_id)
         if record is None:
             return None
@@ -306,6 +335,7 @@ class MemoryStore:
 
     async def delete_finished(self, ended_before: float) -> int:
         """Delete finished records that ended before this POSIX time; returns how many."""
+        self._settle()
         deleted = 0
         finished = self._finished
         records = self._records
@@ -361,6 +391,7 @@ class MemoryStore:
 
     async def query(self, query: JobQuery) -> list[JobInfo]:
         """Matching records, newest first, paginated."""
+        self._settle()
         wanted = query.offset + query.limit
         states = query.states
         if states is not None:
@@ -386,6 +417,7 @@ class MemoryStore:
         self, *, name: str | None = None, labels: Mapping[str, str] | None = None
     ) -> JobStatistics:
         """Counts over the matching records (from running tallies unless labels are given)."""
+        self._settle()
         if labels:
             tally = _Tally()
             by_name: dict[str, int] = {}
