@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anyio.lowlevel
 import pytest
 
 from anyjob import instrumentation
@@ -50,28 +51,36 @@ class DelegatingStore:
         self.batches = 0
 
     async def insert(self, record):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         await self.inner.insert(record)
 
     async def apply(self, updates, *, origin):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         self.batches += 1
         return await self.inner.apply(updates, origin=origin)
 
     async def get(self, job_id):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.get(job_id)
 
     async def get_record(self, job_id):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.get_record(job_id)
 
     async def query(self, query):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.query(query)
 
     async def statistics(self, *, name=None, labels=None):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.statistics(name=name, labels=labels)
 
     async def request_cancel(self, job_id, *, origin):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.request_cancel(job_id, origin=origin)
 
     async def delete_finished(self, ended_before):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.delete_finished(ended_before)
 
     def subscribe(self, origin):  # type: ignore[no-untyped-def]

@@ -255,11 +255,12 @@ def _run_fields(record: JobRecord) -> dict[str, Any]:
 class _Waiter:
     """What ``wait`` calls for one job wait on, and the info the job ended with."""
 
-    __slots__ = ("event", "final")
+    __slots__ = ("event", "final", "users")
 
     def __init__(self) -> None:
         self.event = anyio.Event()
         self.final: JobInfo | None = None
+        self.users = 0  # wait calls waiting on it now
 
 
 @final
@@ -803,7 +804,7 @@ class JobManager:
                 # No other worker is free (idle, starting, or between two jobs): keep a
                 # spare coming, so that if this job blocks, the next one still starts.
                 self._spawn_worker()
-            if self._memory is None and not await self._claim(entry):
+            if self._memory is None and not await self._claim_counted(entry):
                 continue
             spec = worker.spec = entry.spec
             if spec.retry is None and spec.timeout is None:
@@ -853,6 +854,15 @@ class JobManager:
                 await self._schedule_wakeup.wait()
 
     # -- running ------------------------------------------------------------------------
+
+    async def _claim_counted(self, entry: _Entry) -> bool:
+        """:meth:`_claim`, counted as executing meanwhile: a closing manager waits for it."""
+        self._executing += 1
+        try:
+            return await self._claim(entry)
+        finally:
+            self._executing -= 1
+            self._drained.fire()
 
     async def _claim(self, entry: _Entry) -> bool:
         """Over a store reached through the protocol: take the job only if it still waits.
@@ -1140,10 +1150,14 @@ class JobManager:
         self._dirty[entry.record.id] = entry
 
     async def _flush(self) -> None:
-        """Write every pending change to the store (in order; one batch)."""
-        if not self._dirty:
-            return
+        """Write every pending change to the store (in order; one batch).
+
+        Returns once every change made before the call is in the store: also
+        when the flusher is writing them right now (read your own writes).
+        """
         lock = self._flush_lock
+        if not self._dirty and (lock is None or not lock.locked()):
+            return
         assert lock is not None  # noqa: S101 - made in __aenter__
         async with lock:
             if not self._dirty:
@@ -1157,7 +1171,10 @@ class JobManager:
                     RecordUpdate(record.id, _run_fields(record), frozenset((entry.flushed_state,)))
                 )
                 entry.flushed_state = record.state
-            applied = await self._store.apply(updates, origin=self._origin)
+            # Shielded: the batch is out of _dirty now, and a canceled write would lose it.
+            applied: list[bool] = []
+            with anyio.CancelScope(shield=True):
+                applied = await self._store.apply(updates, origin=self._origin)
             for entry, ok in zip(entries, applied, strict=True):
                 if not ok:
                     self._conflict(entry)
@@ -1287,21 +1304,43 @@ class JobManager:
         memory = self._memory
         if memory is not None:
             info = memory.get_now(id)  # the common case of a loop of waits: no await needed
+            if info is None or info.state.is_done:
+                return info
+            waiter = self._join_waiter(id)
         else:
-            await self._flush()
-            info = await self._store.get(id)
-        if info is None or info.state.is_done:
-            return info
-        waiter = self._waiters.get(id)
-        if waiter is None:
-            waiter = self._waiters[id] = _Waiter()
-        with anyio.move_on_after(seconds):
-            await waiter.event.wait()
+            # Waiting before reading: a job that ends while the store answers still wakes us.
+            waiter = self._join_waiter(id)
+            try:
+                await self._flush()
+                info = await self._store.get(id)
+            except BaseException:
+                self._leave_waiter(id, waiter)
+                raise
+            if info is None or info.state.is_done:
+                self._leave_waiter(id, waiter)
+                return info
+        try:
+            with anyio.move_on_after(seconds):
+                await waiter.event.wait()
+        finally:
+            self._leave_waiter(id, waiter)
         await self._flush()
         latest = await self._store.get(id)
         if latest is not None:
             return latest
         return waiter.final or info  # deleted meanwhile: the info it ended with
+
+    def _join_waiter(self, job_id: str) -> _Waiter:
+        waiter = self._waiters.get(job_id)
+        if waiter is None:
+            waiter = self._waiters[job_id] = _Waiter()
+        waiter.users += 1
+        return waiter
+
+    def _leave_waiter(self, job_id: str, waiter: _Waiter) -> None:
+        waiter.users -= 1
+        if not waiter.users and self._waiters.get(job_id) is waiter:
+            del self._waiters[job_id]  # nobody waits any more (a timeout, or nothing to wait for)
 
     async def list(
         self,

@@ -4,6 +4,7 @@
   as plain JSON-safe data, filtered and paginated queries, and a change feed so
   several managers can share one store.
 * :class:`MemoryStore` keeps records in this process's memory (the default).
+* :class:`SQLiteStore` keeps them in an SQLite database file: durable, no server.
 """
 
 from anyjob._records import JobRecord as JobRecord
@@ -13,5 +14,15 @@ from anyjob.stores._base import Store as Store
 from anyjob.stores._base import StoreChange as StoreChange
 from anyjob.stores._base import StoreFeed as StoreFeed
 from anyjob.stores._memory import MemoryStore as MemoryStore
+from anyjob.stores._sqlite import SQLiteStore as SQLiteStore
 
-__all__ = ["JobQuery", "JobRecord", "MemoryStore", "RecordUpdate", "Store", "StoreChange", "StoreFeed"]
+__all__ = [
+    "JobQuery",
+    "JobRecord",
+    "MemoryStore",
+    "RecordUpdate",
+    "SQLiteStore",
+    "Store",
+    "StoreChange",
+    "StoreFeed",
+]
