@@ -1,0 +1,261 @@
+"""SQLiteStore on its own: durability, queries, statistics, cancel requests, cleanup, the change feed.
+
+The manager's whole test suite also runs over an SQLiteStore (tests/test_manager.py);
+these tests cover what only a file-backed store has: records outliving the store
+object, and managers on separate store objects (as in separate processes) seeing
+each other's jobs through the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+import anyjob
+from anyjob import Context, JobError, JobManager, State, instrumentation
+from anyjob.stores import JobQuery, JobRecord, RecordUpdate, SQLiteStore, Store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    instrumentation.set_hooks([])
+
+
+def record(job_id: str, **fields: Any) -> JobRecord:
+    values: dict[str, Any] = {
+        "id": job_id,
+        "name": "job",
+        "state": State.CREATED,
+        "labels": {},
+        "params": None,
+        "priority": 0,
+        "created": 1_700_000_000.0,
+        "scheduled": 1_700_000_000.0,
+        "owner": "manager-a",
+        "function": "fn",
+    }
+    values.update(fields)
+    return JobRecord(**values)
+
+
+def test_arguments_are_checked(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(TypeError, match="path"):
+        SQLiteStore(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="path"):
+        SQLiteStore("")
+    with pytest.raises(TypeError, match="poll_interval"):
+        SQLiteStore(tmp_path / "a.db", poll_interval="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="poll_interval"):
+        SQLiteStore(tmp_path / "a.db", poll_interval=0)
+    store = SQLiteStore(tmp_path / "a.db")
+    assert isinstance(store, Store)
+    assert store.path == str(tmp_path / "a.db")
+    assert "a.db" in repr(store)
+
+
+async def test_records_outlive_the_store_object(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "jobs.db"
+    first = SQLiteStore(path)
+    rec = record(
+        "j1",
+        labels={"team": "data", "kind": "import"},
+        params={"rows": [1, 2.5, "x", None, True], "nested": {"a": []}},
+        result=None,
+    )
+    await first.insert(rec)
+    assert await first.apply(
+        [RecordUpdate("j1", {"state": State.SUCCEEDED, "result": {"ok": [1]}, "started": 5.0, "ended": 6.5})],
+        origin="manager-a",
+    ) == [True]
+    first.close()
+
+    again = SQLiteStore(path)
+    copy = await again.get_record("j1")
+    assert copy is not None
+    assert copy.state is State.SUCCEEDED
+    assert dict(copy.labels) == {"team": "data", "kind": "import"}
+    assert copy.params == {"rows": [1, 2.5, "x", None, True], "nested": {"a": []}}
+    assert copy.result == {"ok": [1]}
+    assert (copy.started, copy.ended, copy.owner, copy.function) == (5.0, 6.5, "manager-a", "fn")
+    info = await again.get("j1")
+    assert info is not None
+    assert info.duration == 1.5
+    assert await again.get("missing") is None
+    assert await again.get_record("missing") is None
+    with pytest.raises(JobError, match="already exists"):
+        await again.insert(record("j1"))
+    again.close()
+
+
+async def test_updates_apply_only_in_expected_states(tmp_path: pathlib.Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.insert(record("j1"))
+    applied = await store.apply(
+        [
+            RecordUpdate("j1", {"state": State.RUNNING}, frozenset({State.CREATED})),
+            RecordUpdate("j1", {"state": State.FAILED}, frozenset({State.CREATED})),  # not CREATED any more
+            RecordUpdate("nope", {"state": State.FAILED}),
+            RecordUpdate("j1", {"owner": "manager-b"}),
+        ],
+        origin="a",
+    )
+    assert applied == [True, False, False, True]
+    copy = await store.get_record("j1")
+    assert copy is not None
+    assert (copy.state, copy.owner) == (State.RUNNING, "manager-b")
+    with pytest.raises(ValueError, match="cannot update"):
+        await store.apply([RecordUpdate("j1", {"no_such_field": 1})], origin="a")
+    with pytest.raises(ValueError, match="cannot update"):
+        await store.apply([RecordUpdate("j1", {"id": "other"})], origin="a")
+    assert await store.apply([], origin="a") == []
+
+
+async def test_queries_filter_and_page_newest_first(tmp_path: pathlib.Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    base = 1_700_000_000.0
+    for i in range(12):
+        await store.insert(
+            record(
+                f"j{i:02}",
+                name="even" if i % 2 == 0 else "odd",
+                state=State.SUCCEEDED if i < 6 else State.CREATED,
+                labels={"batch": str(i // 4), "all": "yes"},
+                created=base + i,
+            )
+        )
+
+    async def ids(**filters: Any) -> list[str]:
+        return [info.id for info in await store.query(JobQuery(**filters))]
+
+    assert await ids(limit=3) == ["j11", "j10", "j09"]
+    assert await ids(limit=3, offset=3) == ["j08", "j07", "j06"]
+    assert await ids(states=frozenset({State.SUCCEEDED}), limit=2) == ["j05", "j04"]
+    assert await ids(states=frozenset()) == []
+    assert await ids(name="odd", states=frozenset({State.CREATED})) == ["j11", "j09", "j07"]
+    assert await ids(labels={"batch": "1", "all": "yes"}) == ["j07", "j06", "j05", "j04"]
+    assert await ids(labels={"batch": "1", "all": "no"}) == []
+    assert await ids(created_after=base + 9, created_before=base + 11) == ["j10"]
+
+
+async def test_statistics_count_from_the_records(tmp_path: pathlib.Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    labeled = {"k": "v"}
+    await store.insert(
+        record("a", name="x", state=State.SUCCEEDED, started=1.0, ended=3.0, labels={"k": "v"})
+    )
+    await store.insert(record("b", name="x", state=State.FAILED, started=1.0, ended=2.0))
+    await store.insert(record("c", name="y", state=State.RUNNING, started=1.0, labels=labeled))
+    await store.insert(record("d", name="y", state=State.CREATED))
+    stats = await store.statistics()
+    assert stats.total == 4
+    assert stats.by_state[State.SUCCEEDED] == 1
+    assert stats.by_state[State.CANCELED] == 0
+    assert set(stats.by_state) == set(State)
+    assert stats.by_name == {"x": 2, "y": 2}
+    assert stats.active == 2
+    assert stats.success_rate == 0.5
+    assert stats.average_duration == 1.5
+    named = await store.statistics(name="y")
+    assert (named.total, named.by_name, named.success_rate) == (2, {"y": 2}, 0.0)
+    by_label = await store.statistics(labels=labeled)
+    assert (by_label.total, by_label.by_name) == (2, {"x": 1, "y": 1})
+
+
+async def test_cancel_requests_and_cleanup(tmp_path: pathlib.Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.insert(record("waiting"))
+    await store.insert(record("running", state=State.RUNNING))
+    await store.insert(record("done", state=State.SUCCEEDED, ended=10.0))
+    assert await store.request_cancel("waiting", origin="b") is State.CREATED
+    assert await store.request_cancel("running", origin="b") is State.RUNNING
+    assert await store.request_cancel("done", origin="b") is State.SUCCEEDED
+    assert await store.request_cancel("missing", origin="b") is None
+    waiting = await store.get_record("waiting")
+    running = await store.get_record("running")
+    assert waiting is not None
+    assert running is not None
+    assert (waiting.state, waiting.cancel_requested, waiting.ended is not None) == (
+        State.CANCELED,
+        True,
+        True,
+    )
+    assert (running.state, running.cancel_requested) == (State.RUNNING, True)
+    assert await store.delete_finished(5.0) == 0
+    assert await store.delete_finished(11.0) == 1  # "done" ended at 10; "waiting" ended just now
+    assert await store.get("done") is None
+    assert await store.get("waiting") is not None
+    assert (await store.statistics()).total == 2
+
+
+async def test_feeds_see_other_writers_through_the_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "jobs.db"
+    mine = SQLiteStore(path, poll_interval=0.01)
+    other = SQLiteStore(path, poll_interval=0.01)  # as another process would
+    feed = mine.subscribe("manager-a")
+    await other.insert(record("j1", owner="manager-b"))
+    await mine.insert(record("j2", owner="manager-a"))  # its own: not reported
+    await other.request_cancel("j1", origin="manager-b")
+    seen: list[tuple[str, State | None, bool]] = []
+    async with contextlib.aclosing(feed.__aiter__()) as batches:
+        with anyio.fail_after(5):
+            async for changes in batches:
+                seen.extend((c.job_id, c.info and c.info.state, c.cancel_requested) for c in changes)
+                if ("j1", State.CANCELED, True) in seen:
+                    break
+        assert all(job_id == "j1" for job_id, _, _ in seen)
+        assert await other.delete_finished(datetime.now(UTC).timestamp() + 1) == 1
+        with anyio.fail_after(5):
+            async for changes in batches:
+                if any(c.job_id == "j1" and c.info is None for c in changes):
+                    break
+    feed.close()
+    assert [changes async for changes in feed] == []  # closed: the iterator ends
+
+
+async def test_managers_on_separate_store_objects_share_jobs(tmp_path: pathlib.Path) -> None:
+    # Two SQLiteStore objects on one file: what two processes have.
+    path = tmp_path / "jobs.db"
+    entered = anyio.Event()
+
+    async def hang(ctx: Context) -> None:
+        entered.set()
+        await anyio.sleep_forever()
+
+    async with (
+        JobManager(SQLiteStore(path, poll_interval=0.01)) as a,
+        JobManager(SQLiteStore(path, poll_interval=0.01)) as b,
+    ):
+        seen_by_b = b.events()
+        ref = await a.submit(hang, labels={"from": "a"})
+        await entered.wait()
+        with anyio.fail_after(5):
+            async for event in seen_by_b:  # b learns of a's writes through the file
+                if event.job_id == ref.id and event.state is State.RUNNING:
+                    break
+        seen_by_b.close()
+        assert await b.status(ref.id) is State.RUNNING
+        assert [info.id for info in await b.list(labels={"from": "a"})] == [ref.id]
+        async with anyio.create_task_group() as tg:
+            results: list[anyjob.JobInfo | None] = []
+
+            async def wait_in_b() -> None:
+                with anyio.fail_after(5):
+                    results.append(await b.wait(ref.id))
+
+            tg.start_soon(wait_in_b)
+            assert await b.cancel(ref.id) is True  # reaches the job running under a, through the file
+        assert results[0] is not None
+        assert results[0].state is State.CANCELED
+    reopened = SQLiteStore(path)
+    final = await reopened.get(ref.id)
+    assert final is not None
+    assert final.state is State.CANCELED
+    assert final.ended_at is not None
+    assert final.ended_at > datetime.now(UTC) - timedelta(minutes=1)
