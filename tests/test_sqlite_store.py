@@ -259,3 +259,22 @@ async def test_managers_on_separate_store_objects_share_jobs(tmp_path: pathlib.P
     assert final.state is State.CANCELED
     assert final.ended_at is not None
     assert final.ended_at > datetime.now(UTC) - timedelta(minutes=1)
+
+
+async def test_a_database_from_a_newer_anyjob_is_refused(tmp_path: pathlib.Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    await store.insert(record("j1"))
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    newer = SQLiteStore(path)
+    with pytest.raises(JobError, match="version 99"):
+        await newer.get("j1")
+    with pytest.raises(JobError, match="version 99"):  # still refused: nothing half-open is kept
+        await newer.get("j1")

@@ -75,6 +75,24 @@ CREATE TABLE IF NOT EXISTS anyjob_changes (
 """
 
 
+#: The layout of the tables; kept in the file (PRAGMA user_version) for later migrations.
+_SCHEMA_VERSION: Final = 1
+
+
+def _prepare(conn: sqlite3.Connection, path: str) -> None:
+    """Create the tables in a new database; refuse one made by a newer anyjob."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > _SCHEMA_VERSION:
+        msg = (
+            f"{path!r} holds anyjob tables of version {version}, newer than this anyjob "
+            f"understands ({_SCHEMA_VERSION}): upgrade anyjob to use it"
+        )
+        raise JobError(msg)
+    conn.executescript(_SCHEMA)
+    if version < _SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
@@ -262,7 +280,11 @@ class SQLiteStore:
             if self._path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            try:
+                _prepare(conn, self._path)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return conn
 
