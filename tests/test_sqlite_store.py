@@ -278,3 +278,23 @@ async def test_a_database_from_a_newer_anyjob_is_refused(tmp_path: pathlib.Path)
         await newer.get("j1")
     with pytest.raises(JobError, match="version 99"):  # still refused: nothing half-open is kept
         await newer.get("j1")
+
+
+async def test_the_change_log_forgets_old_changes(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from anyjob.stores import _sqlite
+
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path)
+    now = [1_000_000.0]
+    monkeypatch.setattr(_sqlite.time, "time", lambda: now[0])
+    await store.insert(record("old"))  # trims (nothing yet), logs one change at t
+    now[0] += _sqlite._CHANGES_KEPT_FOR + _sqlite._TRIM_EVERY + 1
+    await store.insert(record("new"))  # more than a minute later: trims what is over ten minutes old
+    store.close()
+    conn = sqlite3.connect(path)
+    assert [row[0] for row in conn.execute("SELECT job_id FROM anyjob_changes")] == ["new"]
+    conn.close()

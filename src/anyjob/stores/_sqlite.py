@@ -30,8 +30,10 @@ _ACTIVE: Final = (State.CREATED, State.RUNNING, State.CANCELING)
 _STATE_BY_VALUE: Final = {state.value: state for state in State}
 _FIELDS: Final = tuple(field.name for field in attrs.fields(JobRecord))
 _JSON_FIELDS: Final = frozenset({"labels", "params", "result"})
-#: Changes older than this many seconds are forgotten (a feed polls far more often).
+#: Changes older than this many seconds are forgotten (a feed polls far more often)...
 _CHANGES_KEPT_FOR: Final = 600.0
+#: ...by a write at most this many seconds after the last such trim.
+_TRIM_EVERY: Final = 60.0
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS anyjob_jobs (
@@ -254,6 +256,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._feeds: list[_SQLiteFeed] = []
+        self._trimmed = 0.0  # when this store last trimmed the change log
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self._path!r}>"
@@ -296,12 +299,19 @@ class SQLiteStore:
         return await anyio.to_thread.run_sync(locked)
 
     def _changed(self, conn: sqlite3.Connection, job_ids: Sequence[str], origin: str) -> None:
-        """Log changes to *job_ids* by *origin* (inside the caller's transaction)."""
+        """Log changes to *job_ids* by *origin* (inside the caller's transaction).
+
+        Once a minute, the log also forgets what is older than ten minutes, so it does
+        not grow with the number of jobs ever run.
+        """
         at = time.time()
         conn.executemany(
             "INSERT INTO anyjob_changes (job_id, origin, at) VALUES (?, ?, ?)",
             [(job_id, origin, at) for job_id in job_ids],
         )
+        if at - self._trimmed > _TRIM_EVERY:
+            self._trimmed = at
+            conn.execute("DELETE FROM anyjob_changes WHERE at < ?", (at - _CHANGES_KEPT_FOR,))
 
     def _poke(self, origin: str) -> None:
         for feed in self._feeds:
@@ -414,7 +424,6 @@ class SQLiteStore:
             conn.executemany("DELETE FROM anyjob_labels WHERE job_id = ?", [(job_id,) for job_id in ids])
             if ids:
                 self._changed(conn, ids, "")
-            conn.execute("DELETE FROM anyjob_changes WHERE at < ?", (time.time() - _CHANGES_KEPT_FOR,))
         return len(ids)
 
     # -- reading ------------------------------------------------------------------------
