@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pathlib
 from datetime import datetime, timedelta
 from typing import assert_type
 
 import anyjob
 from anyjob import instrumentation, testing
+from anyjob.stores import MemoryStore, SQLiteStore, Store
 
 
 async def fetch(ctx: anyjob.Context) -> int:
@@ -68,3 +70,13 @@ async def check_manager() -> None:
         assert_type(await jobs.cleanup(timedelta(minutes=5)), int)
         async for event in jobs.events(ref.id):
             assert_type(event, anyjob.JobEvent)
+
+
+async def check_stores(path: pathlib.Path) -> None:
+    durable = SQLiteStore(path, poll_interval=0.5)
+    assert_type(durable.path, str)
+    for store in (MemoryStore(), durable):
+        assert isinstance(store, Store)
+        async with anyjob.JobManager(store) as jobs:
+            assert_type(jobs.store, Store)
+    durable.close()
