@@ -285,14 +285,14 @@ async def test_the_change_log_forgets_old_changes(
 ) -> None:
     import sqlite3
 
-    from anyjob.stores import _sqlite
+    from anyjob.stores import _sql
 
     path = tmp_path / "jobs.db"
     store = SQLiteStore(path)
     now = [1_000_000.0]
-    monkeypatch.setattr(_sqlite.time, "time", lambda: now[0])
+    monkeypatch.setattr(_sql.time, "time", lambda: now[0])
     await store.insert(record("old"))  # trims (nothing yet), logs one change at t
-    now[0] += _sqlite._CHANGES_KEPT_FOR + _sqlite._TRIM_EVERY + 1
+    now[0] += _sql._CHANGES_KEPT_FOR + _sql._TRIM_EVERY + 1
     await store.insert(record("new"))  # more than a minute later: trims what is over ten minutes old
     store.close()
     conn = sqlite3.connect(path)
