@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import anyio.lowlevel
@@ -88,3 +89,32 @@ class DelegatingStore:
 
     def __len__(self) -> int:
         return len(self.inner)
+
+
+POSTGRES_DSN = os.environ.get("ANYJOB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used for tests here, or None when it can (asked once)."""
+    global _postgres_checked
+    if _postgres_checked is None:
+        try:
+            import psycopg
+
+            psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+        except Exception as exc:
+            _postgres_checked = f"no PostgreSQL at {POSTGRES_DSN} ({exc})"
+        else:
+            _postgres_checked = ""
+    return _postgres_checked or None
+
+
+_postgres_checked: str | None = None
+
+
+def drop_postgres_schemas(schemas: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -5,7 +5,9 @@ import gc
 import itertools
 import json
 import pathlib
+import uuid
 import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +26,7 @@ from anyjob import (
     State,
     instrumentation,
 )
-from anyjob.stores import MemoryStore, SQLiteStore
+from anyjob.stores import MemoryStore, PostgresStore, SQLiteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -34,14 +36,31 @@ def _quiet() -> None:
     instrumentation.set_hooks([])
 
 
-@pytest.fixture(autouse=True, params=["memory", "protocol", "sqlite"])
+@pytest.fixture(autouse=True, params=["memory", "protocol", "sqlite", "postgres"])
 def store_kind(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
-) -> str:
+) -> Iterator[str]:
     """Every test runs over the default MemoryStore (in-process fast path), over a store
-    reached only through the async Store protocol (batched, coalesced writes), and over
-    an SQLiteStore (a database file per store)."""
+    reached only through the async Store protocol (batched, coalesced writes), over an
+    SQLiteStore (a database file per store) and over a PostgresStore (a schema per store)."""
     from anyjob import _manager
+
+    schemas: list[str] = []
+    opened: list[SQLiteStore | PostgresStore] = []  # closed after the test (their connections)
+    if request.param == "postgres":
+        from conftest import POSTGRES_DSN, postgres_unavailable
+
+        reason = postgres_unavailable()
+        if reason:
+            pytest.skip(reason)
+
+        def postgres_store() -> PostgresStore:
+            schemas.append(f"anyjob_test_{uuid.uuid4().hex[:16]}")
+            opened.append(PostgresStore(POSTGRES_DSN, schema=schemas[-1], poll_interval=0.02))
+            return opened[-1]
+
+        monkeypatch.setattr(_manager, "_default_store", postgres_store)
+        monkeypatch.setattr(_this_module(), "MemoryStore", postgres_store)
 
     if request.param == "protocol":
         from conftest import DelegatingStore
@@ -52,11 +71,18 @@ def store_kind(
         files = itertools.count()
 
         def sqlite_store() -> SQLiteStore:
-            return SQLiteStore(tmp_path / f"jobs-{next(files)}.db", poll_interval=0.02)
+            opened.append(SQLiteStore(tmp_path / f"jobs-{next(files)}.db", poll_interval=0.02))
+            return opened[-1]
 
         monkeypatch.setattr(_manager, "_default_store", sqlite_store)
         monkeypatch.setattr(_this_module(), "MemoryStore", sqlite_store)
-    return request.param  # type: ignore[no-any-return]
+    yield request.param
+    for store in opened:
+        store.close()
+    if schemas:
+        from conftest import drop_postgres_schemas
+
+        drop_postgres_schemas(schemas)
 
 
 def _this_module() -> Any:
@@ -598,7 +624,7 @@ async def test_unlimited_concurrency_never_blocks_a_startable_job() -> None:
 )
 async def test_delay_and_at_schedule_the_start(anyio_backend: Any, store_kind: str) -> None:
     virtual = anyio_backend[0] == "trio"
-    if virtual and store_kind == "sqlite":
+    if virtual and store_kind in {"sqlite", "postgres"}:
         pytest.skip("an autojumping clock jumps while the store's thread works: real time only")
     delay = 30.0 if virtual else 0.2
     started: dict[str, float] = {}

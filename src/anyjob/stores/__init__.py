@@ -5,6 +5,7 @@
   several managers can share one store.
 * :class:`MemoryStore` keeps records in this process's memory (the default).
 * :class:`SQLiteStore` keeps them in an SQLite database file: durable, no server.
+* :class:`PostgresStore` keeps them in PostgreSQL, shared by many processes and machines.
 """
 
 from anyjob._records import JobRecord as JobRecord
@@ -14,12 +15,14 @@ from anyjob.stores._base import Store as Store
 from anyjob.stores._base import StoreChange as StoreChange
 from anyjob.stores._base import StoreFeed as StoreFeed
 from anyjob.stores._memory import MemoryStore as MemoryStore
+from anyjob.stores._postgres import PostgresStore as PostgresStore
 from anyjob.stores._sqlite import SQLiteStore as SQLiteStore
 
 __all__ = [
     "JobQuery",
     "JobRecord",
     "MemoryStore",
+    "PostgresStore",
     "RecordUpdate",
     "SQLiteStore",
     "Store",

@@ -39,10 +39,11 @@ _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
 _TRIM_EVERY: Final = 60.0
 
-#: The tables, with {real} for the type of a float and {serial} for an auto-numbered key.
+#: The tables, with {real} for the type of a float, {serial} for an auto-numbered key and
+#: {id} for the type of a job id (compared byte by byte, as Python compares strings).
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS anyjob_jobs (
-    id TEXT PRIMARY KEY,
+    id {id} PRIMARY KEY,
     name TEXT NOT NULL,
     state TEXT NOT NULL,
     labels TEXT NOT NULL,
@@ -67,7 +68,7 @@ CREATE INDEX IF NOT EXISTS anyjob_jobs_by_name ON anyjob_jobs (name, created DES
 CREATE INDEX IF NOT EXISTS anyjob_jobs_by_created ON anyjob_jobs (created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS anyjob_jobs_by_ended ON anyjob_jobs (ended) WHERE ended IS NOT NULL;
 CREATE TABLE IF NOT EXISTS anyjob_labels (
-    job_id TEXT NOT NULL,
+    job_id {id} NOT NULL,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (job_id, key)
@@ -141,7 +142,7 @@ def _filters(
     params: list[Any] = []
     if states is not None:
         if not states:
-            return " WHERE 0", []
+            return " WHERE 1 = 0", []
         clauses.append(f"state IN ({','.join('?' * len(states))})")
         params.extend(state.value for state in states)
     if name is not None:

@@ -87,6 +87,6 @@ class SQLiteStore(_SQLStore):
                 f"understands ({SCHEMA_VERSION}): upgrade anyjob to use it"
             )
             raise JobError(msg)
-        raw.executescript(SCHEMA.format(real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        raw.executescript(SCHEMA.format(real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT", id="TEXT"))
         if version < SCHEMA_VERSION:
             raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,15 +1,19 @@
-"""SQLiteStore on its own: durability, queries, statistics, cancel requests, cleanup, the change feed.
+"""SQLiteStore and PostgresStore on their own: durability, queries, statistics, cancel requests,
+cleanup, the change feed.
 
-The manager's whole test suite also runs over an SQLiteStore (tests/test_manager.py);
-these tests cover what only a file-backed store has: records outliving the store
-object, and managers on separate store objects (as in separate processes) seeing
-each other's jobs through the file.
+The manager's whole test suite also runs over both (tests/test_manager.py); these
+tests cover what only a durable store has: records outliving the store object,
+and managers on separate store objects (as in separate processes) seeing each
+other's jobs through the database. ``open_store()`` opens another store object
+on the same database (the same file, the same PostgreSQL schema).
 """
 
 from __future__ import annotations
 
 import contextlib
 import pathlib
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +22,8 @@ import pytest
 
 import anyjob
 from anyjob import Context, JobError, JobManager, State, instrumentation
-from anyjob.stores import JobQuery, JobRecord, RecordUpdate, SQLiteStore, Store
+from anyjob.stores import JobQuery, JobRecord, PostgresStore, RecordUpdate, SQLiteStore, Store
+from conftest import POSTGRES_DSN, drop_postgres_schemas, postgres_unavailable
 
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +31,35 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(autouse=True)
 def _quiet() -> None:
     instrumentation.set_hooks([])
+
+
+OpenStore = Callable[..., "SQLiteStore | PostgresStore"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[OpenStore]:
+    """Opens store objects on one database: what separate processes would each have."""
+    opened: list[SQLiteStore | PostgresStore] = []
+    schema = f"anyjob_test_{uuid.uuid4().hex[:16]}"
+    if request.param == "postgres":
+        reason = postgres_unavailable()
+        if reason:
+            pytest.skip(reason)
+
+    def open_store(poll_interval: float = 0.01) -> SQLiteStore | PostgresStore:
+        store: SQLiteStore | PostgresStore
+        if request.param == "sqlite":
+            store = SQLiteStore(tmp_path / "jobs.db", poll_interval=poll_interval)
+        else:
+            store = PostgresStore(POSTGRES_DSN, schema=schema, poll_interval=poll_interval)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+    if request.param == "postgres":
+        drop_postgres_schemas([schema])
 
 
 def record(job_id: str, **fields: Any) -> JobRecord:
@@ -60,9 +94,8 @@ def test_arguments_are_checked(tmp_path: pathlib.Path) -> None:
     assert "a.db" in repr(store)
 
 
-async def test_records_outlive_the_store_object(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "jobs.db"
-    first = SQLiteStore(path)
+async def test_records_outlive_the_store_object(open_store: OpenStore) -> None:
+    first = open_store()
     rec = record(
         "j1",
         labels={"team": "data", "kind": "import"},
@@ -76,7 +109,7 @@ async def test_records_outlive_the_store_object(tmp_path: pathlib.Path) -> None:
     ) == [True]
     first.close()
 
-    again = SQLiteStore(path)
+    again = open_store()
     copy = await again.get_record("j1")
     assert copy is not None
     assert copy.state is State.SUCCEEDED
@@ -94,8 +127,8 @@ async def test_records_outlive_the_store_object(tmp_path: pathlib.Path) -> None:
     again.close()
 
 
-async def test_updates_apply_only_in_expected_states(tmp_path: pathlib.Path) -> None:
-    store = SQLiteStore(tmp_path / "jobs.db")
+async def test_updates_apply_only_in_expected_states(open_store: OpenStore) -> None:
+    store = open_store()
     await store.insert(record("j1"))
     applied = await store.apply(
         [
@@ -117,8 +150,8 @@ async def test_updates_apply_only_in_expected_states(tmp_path: pathlib.Path) -> 
     assert await store.apply([], origin="a") == []
 
 
-async def test_queries_filter_and_page_newest_first(tmp_path: pathlib.Path) -> None:
-    store = SQLiteStore(tmp_path / "jobs.db")
+async def test_queries_filter_and_page_newest_first(open_store: OpenStore) -> None:
+    store = open_store()
     base = 1_700_000_000.0
     for i in range(12):
         await store.insert(
@@ -144,8 +177,8 @@ async def test_queries_filter_and_page_newest_first(tmp_path: pathlib.Path) -> N
     assert await ids(created_after=base + 9, created_before=base + 11) == ["j10"]
 
 
-async def test_statistics_count_from_the_records(tmp_path: pathlib.Path) -> None:
-    store = SQLiteStore(tmp_path / "jobs.db")
+async def test_statistics_count_from_the_records(open_store: OpenStore) -> None:
+    store = open_store()
     labeled = {"k": "v"}
     await store.insert(
         record("a", name="x", state=State.SUCCEEDED, started=1.0, ended=3.0, labels={"k": "v"})
@@ -168,8 +201,8 @@ async def test_statistics_count_from_the_records(tmp_path: pathlib.Path) -> None
     assert (by_label.total, by_label.by_name) == (2, {"x": 1, "y": 1})
 
 
-async def test_cancel_requests_and_cleanup(tmp_path: pathlib.Path) -> None:
-    store = SQLiteStore(tmp_path / "jobs.db")
+async def test_cancel_requests_and_cleanup(open_store: OpenStore) -> None:
+    store = open_store()
     await store.insert(record("waiting"))
     await store.insert(record("running", state=State.RUNNING))
     await store.insert(record("done", state=State.SUCCEEDED, ended=10.0))
@@ -194,10 +227,9 @@ async def test_cancel_requests_and_cleanup(tmp_path: pathlib.Path) -> None:
     assert (await store.statistics()).total == 2
 
 
-async def test_feeds_see_other_writers_through_the_file(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "jobs.db"
-    mine = SQLiteStore(path, poll_interval=0.01)
-    other = SQLiteStore(path, poll_interval=0.01)  # as another process would
+async def test_feeds_see_other_writers_through_the_database(open_store: OpenStore) -> None:
+    mine = open_store()
+    other = open_store()  # as another process would
     feed = mine.subscribe("manager-a")
     await other.insert(record("j1", owner="manager-b"))
     await mine.insert(record("j2", owner="manager-a"))  # its own: not reported
@@ -219,9 +251,8 @@ async def test_feeds_see_other_writers_through_the_file(tmp_path: pathlib.Path) 
     assert [changes async for changes in feed] == []  # closed: the iterator ends
 
 
-async def test_managers_on_separate_store_objects_share_jobs(tmp_path: pathlib.Path) -> None:
-    # Two SQLiteStore objects on one file: what two processes have.
-    path = tmp_path / "jobs.db"
+async def test_managers_on_separate_store_objects_share_jobs(open_store: OpenStore) -> None:
+    # Two store objects on one database: what two processes have.
     entered = anyio.Event()
 
     async def hang(ctx: Context) -> None:
@@ -229,8 +260,8 @@ async def test_managers_on_separate_store_objects_share_jobs(tmp_path: pathlib.P
         await anyio.sleep_forever()
 
     async with (
-        JobManager(SQLiteStore(path, poll_interval=0.01)) as a,
-        JobManager(SQLiteStore(path, poll_interval=0.01)) as b,
+        JobManager(open_store()) as a,
+        JobManager(open_store()) as b,
     ):
         seen_by_b = b.events()
         ref = await a.submit(hang, labels={"from": "a"})
@@ -253,7 +284,7 @@ async def test_managers_on_separate_store_objects_share_jobs(tmp_path: pathlib.P
             assert await b.cancel(ref.id) is True  # reaches the job running under a, through the file
         assert results[0] is not None
         assert results[0].state is State.CANCELED
-    reopened = SQLiteStore(path)
+    reopened = open_store()
     final = await reopened.get(ref.id)
     assert final is not None
     assert final.state is State.CANCELED
@@ -298,3 +329,41 @@ async def test_the_change_log_forgets_old_changes(
     conn = sqlite3.connect(path)
     assert [row[0] for row in conn.execute("SELECT job_id FROM anyjob_changes")] == ["new"]
     conn.close()
+
+
+def test_postgres_arguments_are_checked() -> None:
+    with pytest.raises(TypeError, match="dsn"):
+        PostgresStore(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dsn"):
+        PostgresStore("")
+    with pytest.raises(TypeError, match="schema"):
+        PostgresStore(POSTGRES_DSN, schema=None)  # type: ignore[arg-type]
+    for bad in ["", "Upper", "has-dash", "1starts_with_digit", 'quote"d', "x" * 64]:
+        with pytest.raises(ValueError, match="schema"):
+            PostgresStore(POSTGRES_DSN, schema=bad)
+    with pytest.raises(ValueError, match="poll_interval"):
+        PostgresStore(POSTGRES_DSN, poll_interval=-1)
+    store = PostgresStore(POSTGRES_DSN, schema="jobs_2")
+    assert isinstance(store, Store)
+    assert store.schema == "jobs_2"
+    assert "jobs_2" in repr(store)
+
+
+async def test_postgres_tables_from_a_newer_anyjob_are_refused() -> None:
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    import psycopg
+
+    schema = f"anyjob_test_{uuid.uuid4().hex[:16]}"
+    store = PostgresStore(POSTGRES_DSN, schema=schema)
+    try:
+        await store.insert(record("j1"))
+        store.close()
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f"UPDATE \"{schema}\".anyjob_meta SET value = '99' WHERE key = 'schema_version'")  # noqa: S608
+        with pytest.raises(JobError, match="version 99"):
+            await store.get("j1")
+    finally:
+        store.close()
+        drop_postgres_schemas([schema])

@@ -1,0 +1,124 @@
+"""PostgresStore: job records in PostgreSQL, shared by the managers of many processes and machines."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Any, Final, final
+
+from anyjob._exceptions import JobError
+from anyjob.stores._sql import SCHEMA, SCHEMA_VERSION, _Connection, _SQLStore
+
+__all__ = ["PostgresStore"]
+
+_IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+@final
+class PostgresStore(_SQLStore):
+    """Job records in a PostgreSQL database: durable, shared by many processes and machines.
+
+    The tables live in their own schema (``anyjob`` by default). Managers holding
+    the same ``PostgresStore`` object learn of each other's writes at once; others
+    (other processes, other machines) by polling the change log every
+    ``poll_interval`` seconds. Writers take a transaction-level advisory lock, so
+    change-log numbers follow commit order and no change is skipped by a feed.
+
+    Needs the ``psycopg`` driver (``pip install 'anyjob[postgres]'``). Calls run in
+    a worker thread on one connection (so it works on asyncio and trio alike).
+
+    Known limits: a job is run by the manager that submitted it (or retried it);
+    jobs of a process that died stay as they were until canceled or cleaned up.
+
+    Args:
+        dsn: A libpq connection string or URI (``postgresql://user@host/db``).
+        schema: The schema holding the tables: lower-case letters, digits and ``_``.
+        poll_interval: Seconds between looks for other processes' changes.
+
+    Raises:
+        TypeError, ValueError: An invalid argument.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "anyjob", poll_interval: float = 0.2) -> None:
+        if not isinstance(dsn, str):
+            msg = f"dsn must be a str, not {type(dsn).__name__}"
+            raise TypeError(msg)
+        if not dsn:
+            msg = "dsn must not be empty"
+            raise ValueError(msg)
+        if not isinstance(schema, str):
+            msg = f"schema must be a str, not {type(schema).__name__}"
+            raise TypeError(msg)
+        if not _IDENTIFIER.fullmatch(schema):
+            msg = f"schema must be lower-case letters, digits and _ (at most 63), got {schema!r}"
+            raise ValueError(msg)
+        super().__init__(poll_interval=poll_interval)
+        self._dsn = dsn
+        self._schema = schema
+        # One advisory lock per schema: writers to other schemas do not wait for each other.
+        self._lock_key = zlib.crc32(schema.encode())
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore schema={self._schema!r}>"
+
+    @property
+    def schema(self) -> str:
+        """The schema holding the tables."""
+        return self._schema
+
+    def _open(self) -> _Connection:
+        try:
+            import psycopg  # noqa: PLC0415 - an optional dependency
+            from psycopg.rows import dict_row  # noqa: PLC0415
+        except ImportError as exc:  # pragma: no cover - the dev environment has it
+            msg = "PostgresStore needs the psycopg driver: pip install 'anyjob[postgres]'"
+            raise JobError(msg) from exc
+        connect: Any = psycopg.connect  # typed for tuple rows; these are dicts
+        raw: Any = connect(self._dsn, autocommit=True, row_factory=dict_row)
+        try:
+            self._prepare(raw)
+        except BaseException:
+            raw.close()
+            raise
+        return _Connection(
+            raw,
+            begin=("BEGIN", f"SELECT pg_advisory_xact_lock({self._lock_key})"),
+            translate=True,
+            greatest="GREATEST",
+            lock_row=" FOR UPDATE",
+            integrity_errors=(psycopg.errors.UniqueViolation,),
+        )
+
+    def _prepare(self, raw: Any) -> None:
+        """The schema and its tables (once, whoever comes first)."""
+        raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+        raw.execute(f'SET search_path TO "{self._schema}"')
+        raw.execute("BEGIN")
+        try:
+            raw.execute(f"SELECT pg_advisory_xact_lock({self._lock_key})")  # one creator at a time
+            self._create_tables(raw)
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+
+    def _create_tables(self, raw: Any) -> None:
+        """Create what is missing; refuse tables made by a newer anyjob."""
+        raw.execute("CREATE TABLE IF NOT EXISTS anyjob_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = raw.execute("SELECT value FROM anyjob_meta WHERE key = 'schema_version'").fetchone()
+        version = 0 if row is None else int(row["value"])
+        if version > SCHEMA_VERSION:
+            msg = (
+                f"schema {self._schema!r} holds anyjob tables of version {version}, newer than "
+                f"this anyjob understands ({SCHEMA_VERSION}): upgrade anyjob to use it"
+            )
+            raise JobError(msg)
+        tables = SCHEMA.format(real="DOUBLE PRECISION", serial="BIGSERIAL PRIMARY KEY", id='TEXT COLLATE "C"')
+        for statement in tables.split(";"):
+            if statement.strip():
+                raw.execute(statement)
+        raw.execute(
+            "INSERT INTO anyjob_meta (key, value) VALUES ('schema_version', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (str(SCHEMA_VERSION),),
+        )
