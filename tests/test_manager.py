@@ -951,7 +951,7 @@ async def test_unhashable_callable_can_be_submitted() -> None:
 
 async def test_writes_to_a_protocol_store_are_coalesced(store_kind: str) -> None:
     if store_kind != "protocol":
-        pytest.skip("the MemoryStore is written in place")
+        pytest.skip("the test store counts the batches (a MemoryStore is written in place)")
 
     async def chatty(ctx: Context) -> None:
         for i in range(1, 501):
