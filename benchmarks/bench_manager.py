@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import pathlib
 import resource
+import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 
 import aiojobs
 import anyio
@@ -22,6 +26,7 @@ import trio
 
 import anyjob
 from anyjob import instrumentation
+from anyjob.stores import PostgresStore, SQLiteStore
 from benchmarks import bench_job
 from benchmarks._harness import Competitor, Result, compare
 
@@ -88,6 +93,9 @@ async def manager_wait_each(n: int) -> None:
         refs = [await jobs.submit(job_work) for _ in range(n)]
         for ref in refs:
             await jobs.wait(ref.id)
+
+
+POSTGRES_DSN = os.environ.get("ANYJOB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _silence() -> None:
@@ -217,11 +225,51 @@ def flat_memory(n: int, report_every: int) -> list[float]:
     return samples
 
 
+def durable_stores(n: int) -> None:
+    """For information: trivial jobs through a manager over each durable store (no target)."""
+    print(f"\nFor information: {n:,} trivial jobs through JobManager over a durable store")
+    with tempfile.TemporaryDirectory() as directory:
+        stores: list[tuple[str, Callable[[], SQLiteStore | PostgresStore]]] = [
+            ("SQLiteStore (a file, WAL)", lambda: SQLiteStore(pathlib.Path(directory) / "bench.db")),
+        ]
+        try:
+            import psycopg
+
+            psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+        except Exception as exc:
+            print(f"  PostgresStore: skipped ({exc})")
+        else:
+            stores.append(
+                ("PostgresStore (localhost)", lambda: PostgresStore(POSTGRES_DSN, schema="anyjob_bench"))
+            )
+        for label, make in stores:
+            store = make()
+
+            async def main(store: SQLiteStore | PostgresStore = store) -> float:
+                start = time.perf_counter()
+                async with anyjob.JobManager(store) as jobs:
+                    for _ in range(n):
+                        await jobs.submit(job_work)
+                return time.perf_counter() - start
+
+            _silence()
+            try:
+                elapsed = anyio.run(main)
+            finally:
+                _restore()
+                store.close()
+            print(f"  {label:<28} {elapsed / n * 1e6:9.1f} µs/job")
+        if len(stores) > 1:
+            with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+                conn.execute('DROP SCHEMA IF EXISTS "anyjob_bench" CASCADE')
+
+
 def main(n: int = 100_000, rounds: int = 5, million: int = 1_000_000) -> list[Result]:
     """Run every manager benchmark and print it."""
     results = throughput(n, rounds)
     bytes_per_finished_job(min(n, 50_000))
     flat_memory(million, max(million // 10, 1))
+    durable_stores(max(n // 20, 10))
     return results
 
 
