@@ -688,12 +688,8 @@ class JobManager:
             self._publish(record, progress=False)
         if wait > 0.0:
             self._schedule(entry, anyio.current_time() + wait)
-        else:  # _enqueue(entry), inline
-            self._ready.push(entry)
-            if self._idle:
-                self._work_wakeup.fire()
-            elif not self._starting:
-                self._spawn_worker()
+        else:
+            self._enqueue(entry)
         return JobRef(job_id, name, datetime.fromtimestamp(scheduled, UTC))
 
     def _intern_labels(self, labels: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -804,7 +800,7 @@ class JobManager:
                 # No other worker is free (idle, starting, or between two jobs): keep a
                 # spare coming, so that if this job blocks, the next one still starts.
                 self._spawn_worker()
-            if self._memory is None and not await self._claim_counted(entry):
+            if self._memory is None and not await self._claim(entry):
                 continue
             spec = worker.spec = entry.spec
             if spec.retry is None and spec.timeout is None:
@@ -855,15 +851,6 @@ class JobManager:
 
     # -- running ------------------------------------------------------------------------
 
-    async def _claim_counted(self, entry: _Entry) -> bool:
-        """:meth:`_claim`, counted as executing meanwhile: a closing manager waits for it."""
-        self._executing += 1
-        try:
-            return await self._claim(entry)
-        finally:
-            self._executing -= 1
-            self._drained.fire()
-
     async def _claim(self, entry: _Entry) -> bool:
         """Over a store reached through the protocol: take the job only if it still waits.
 
@@ -872,7 +859,12 @@ class JobManager:
         """
         record = entry.record
         update = RecordUpdate(record.id, {"owner": self._origin}, _CLAIMABLE)
-        claimed = (await self._store.apply([update], origin=self._origin))[0]
+        self._executing += 1  # counted meanwhile: a closing manager waits for the claim
+        try:
+            claimed = (await self._store.apply([update], origin=self._origin))[0]
+        finally:
+            self._executing -= 1
+            self._drained.fire()
         if self._entries.get(record.id) is not entry or record.state is not _CREATED:
             return False  # canceled here while claiming
         if not claimed:
@@ -905,7 +897,7 @@ class JobManager:
             self._emit(entry, _hooks.JOB_STARTED, None, None)
         return Context(entry, 1)
 
-    def _end_in_place(  # noqa: C901, PLR0912 - the hot path, inline on purpose (benchmarks/bench_manager.py)
+    def _end_in_place(  # noqa: C901 - the hot path, inline on purpose (benchmarks/bench_manager.py)
         self, entry: _Entry, state: State, error: BaseException | None, value: Any
     ) -> None:
         record = entry.record
@@ -933,15 +925,7 @@ class JobManager:
         record.ended = time.time_ns() // 1000 / 1e6  # now_timestamp(), inline
         record.state = state
         del self._entries[record.id]
-        memory = self._memory
-        if memory is None:
-            self._changed(entry)
-        else:  # _changed(entry), inline
-            memory.reindex(record, entry.flushed_state)
-            entry.flushed_state = state
-            feeds = memory._feeds
-            if feeds and (len(feeds) > 1 or feeds[0].origin != self._origin):
-                memory.touched(record, self._origin)
+        self._changed(entry)
         if self._streams:
             self._publish(record, progress=False)
         if self._waiters:

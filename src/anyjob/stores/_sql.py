@@ -105,28 +105,20 @@ def _column(name: str, value: Any) -> Any:
     return value
 
 
+def _value(name: str, column: Any) -> Any:
+    """The inverse of :func:`_column`."""
+    if name in _JSON_FIELDS:
+        value = json.loads(column)
+        return MappingProxyType(value) if name == "labels" else value
+    if name == "state":
+        return _STATE_BY_VALUE[column]
+    if name == "cancel_requested":
+        return bool(column)
+    return column
+
+
 def _from_row(row: Any) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        name=row["name"],
-        state=_STATE_BY_VALUE[row["state"]],
-        labels=MappingProxyType(json.loads(row["labels"])),
-        params=json.loads(row["params"]),
-        priority=row["priority"],
-        created=row["created"],
-        scheduled=row["scheduled"],
-        owner=row["owner"],
-        function=row["function"],
-        progress=row["progress"],
-        message=row["message"],
-        result=json.loads(row["result"]),
-        error=row["error"],
-        error_type=row["error_type"],
-        attempts=row["attempts"],
-        started=row["started"],
-        ended=row["ended"],
-        cancel_requested=bool(row["cancel_requested"]),
-    )
+    return JobRecord(**{name: _value(name, row[name]) for name in _FIELDS})
 
 
 def _filters(
@@ -224,12 +216,15 @@ class _Connection:
         self.lock_row = lock_row  # appended to a SELECT that reads a row it will update
         self.integrity_errors = integrity_errors
 
+    def _dialect(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._translate else sql
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(sql.replace("?", "%s") if self._translate else sql, params)
+        return self.raw.execute(self._dialect(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self.raw.cursor().executemany(sql.replace("?", "%s") if self._translate else sql, rows)
+            self.raw.cursor().executemany(self._dialect(sql), rows)
 
     def begin(self) -> None:
         for statement in self._begin:
@@ -326,10 +321,7 @@ class _SQLStore:
             except conn.integrity_errors:
                 msg = f"a job with id {record.id!r} already exists"
                 raise JobError(msg, job_id=record.id) from None
-            conn.executemany(
-                "INSERT INTO anyjob_labels (job_id, key, value) VALUES (?, ?, ?)",
-                [(record.id, key, value) for key, value in record.labels.items()],
-            )
+            _insert_labels(conn, record.id, record.labels)
             self._changed(conn, [record.id], record.owner)
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
@@ -555,6 +547,10 @@ def _exists(conn: _Connection, update: RecordUpdate) -> bool:
 
 def _write_labels(conn: _Connection, job_id: str, labels: Mapping[str, str]) -> None:
     conn.execute("DELETE FROM anyjob_labels WHERE job_id = ?", (job_id,))
+    _insert_labels(conn, job_id, labels)
+
+
+def _insert_labels(conn: _Connection, job_id: str, labels: Mapping[str, str]) -> None:
     conn.executemany(
         "INSERT INTO anyjob_labels (job_id, key, value) VALUES (?, ?, ?)",
         [(job_id, key, value) for key, value in labels.items()],
