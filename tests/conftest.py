@@ -51,6 +51,10 @@ class DelegatingStore:
         self.inner = MemoryStore()
         self.batches = 0
 
+    async def open(self):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()
+        await self.inner.open()
+
     async def insert(self, record):  # type: ignore[no-untyped-def]
         await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         await self.inner.insert(record)

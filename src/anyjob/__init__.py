@@ -14,8 +14,11 @@ from anyjob._exceptions import AlreadySucceededError as AlreadySucceededError
 from anyjob._exceptions import CooldownError as CooldownError
 from anyjob._exceptions import JobCanceledError as JobCanceledError
 from anyjob._exceptions import JobError as JobError
+from anyjob._exceptions import JobLostError as JobLostError
 from anyjob._exceptions import JobNotFoundError as JobNotFoundError
 from anyjob._exceptions import JobStateError as JobStateError
+from anyjob._exceptions import ManagerClosedError as ManagerClosedError
+from anyjob._exceptions import StoreError as StoreError
 from anyjob._executor import Executor as Executor
 from anyjob._executor import ExecutorStats as ExecutorStats
 from anyjob._job import Context as Context
@@ -43,15 +46,18 @@ __all__ = [
     "JobError",
     "JobEvent",
     "JobInfo",
+    "JobLostError",
     "JobManager",
     "JobNotFoundError",
     "JobRef",
     "JobStateError",
     "JobStatistics",
     "JobStats",
+    "ManagerClosedError",
     "Policy",
     "PolicyFunction",
     "Retry",
     "State",
+    "StoreError",
     "wrap",
 ]

@@ -7,7 +7,10 @@
     ├── JobCanceledError(JobError)                the job was canceled
     ├── CooldownError(JobError)                   .remaining: float seconds
     ├── AlreadySucceededError(JobError)           once-only executor already succeeded
-    └── JobNotFoundError(JobError, LookupError)   no job with that id
+    ├── JobNotFoundError(JobError, LookupError)   no job with that id
+    ├── JobLostError(JobError)                    the job's runner stopped reporting
+    ├── ManagerClosedError(JobError, RuntimeError) the JobManager is not open
+    └── StoreError(JobError)                      the store is unreachable or refused; cause chained
 
 Every error carries ``.job_id`` (``None`` where no single job is concerned).
 Cancellation is never wrapped or converted into one of these.
@@ -20,8 +23,11 @@ __all__ = [
     "CooldownError",
     "JobCanceledError",
     "JobError",
+    "JobLostError",
     "JobNotFoundError",
     "JobStateError",
+    "ManagerClosedError",
+    "StoreError",
 ]
 
 
@@ -67,3 +73,15 @@ class AlreadySucceededError(JobError):
 
 class JobNotFoundError(JobError, LookupError):
     """No job with that id is known."""
+
+
+class JobLostError(JobError):
+    """The job's runner stopped reporting: a lost manager, or an external job silent past ``stale_after``."""
+
+
+class ManagerClosedError(JobError, RuntimeError):
+    """The :class:`~anyjob.JobManager` is not open: not entered yet, or closed."""
+
+
+class StoreError(JobError):
+    """The store is unreachable or refused an operation; the driver's exception is its ``__cause__``."""

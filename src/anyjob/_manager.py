@@ -106,6 +106,42 @@ def _in_context(context: contextvars.Context, awaitable: Awaitable[Any]) -> Gene
 
 
 @final
+@attrs.frozen
+class ManagerStatistics:
+    """A frozen snapshot of a manager's internals, for tests and debugging (not public API).
+
+    Attributes:
+        phase: ``"new"``, ``"open"``, ``"closing"`` or ``"closed"``.
+        live: Jobs this manager owns that are not done (waiting, scheduled or executing).
+        ready: Jobs waiting for a worker.
+        delayed: Jobs scheduled for later.
+        executing: Jobs a worker is running now.
+        workers: Worker tasks alive now.
+        idle_workers: Workers waiting for work.
+        worker_starts: Worker tasks started since the manager was built.
+        waiters: Job ids some ``wait`` call waits on.
+        streams: Open ``events()`` subscriptions.
+        specs: Function specs remembered for submissions by function.
+        local_specs: Specs of unregistered functions remembered for ``retry``.
+        pending_writes: Jobs whose changes are not yet written to the store.
+    """
+
+    phase: str
+    live: int
+    ready: int
+    delayed: int
+    executing: int
+    workers: int
+    idle_workers: int
+    worker_starts: int
+    waiters: int
+    streams: int
+    specs: int
+    local_specs: int
+    pending_writes: int
+
+
+@final
 class _Spec:
     """What to run: the function and its policies, shared by every job that uses them."""
 
@@ -442,9 +478,30 @@ class JobManager:
         self._schedule_wakeup = Signal()
         self._drained = Signal()
         self._context = contextvars.Context()  # the context jobs start in (set on entering)
+        self._worker_starts = 0
 
     def __repr__(self) -> str:
         return f"<JobManager {self._state} jobs={len(self._entries)} store={self._store!r}>"
+
+    def _statistics(self) -> ManagerStatistics:
+        """A frozen snapshot of this manager's internals (for tests; not public API)."""
+        return ManagerStatistics(
+            phase=self._state,
+            live=len(self._entries),
+            ready=len(self._ready),
+            delayed=sum(
+                1 for _, _, e in self._delayed if e.due is not None and self._entries.get(e.record.id) is e
+            ),
+            executing=self._executing,
+            workers=self._workers,
+            idle_workers=self._idle,
+            worker_starts=self._worker_starts,
+            waiters=len(self._waiters),
+            streams=len(self._streams),
+            specs=len(self._specs),
+            local_specs=len(self._local_specs),
+            pending_writes=len(self._dirty),
+        )
 
     @property
     def store(self) -> Store:
@@ -729,6 +786,7 @@ class JobManager:
         if (limit is not None and self._workers >= limit) or self._tg is None or self._state == "closed":
             return
         self._workers += 1
+        self._worker_starts += 1
         self._starting += 1
         # In the manager's own context, not in the context of whoever submitted just now.
         self._context.run(self._tg.start_soon, self._worker)

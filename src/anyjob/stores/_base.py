@@ -118,6 +118,16 @@ class Store(Protocol):
     (SQLite, PostgreSQL) implement the same methods.
     """
 
+    async def open(self) -> None:
+        """Make the store ready: connect and create the schema (idempotent; called on entering a manager).
+
+        Blocking work (connecting, DDL) runs off the event loop, bounded by a connect timeout.
+
+        Raises:
+            anyjob.StoreError: The store cannot be reached or set up (the cause chained).
+        """
+        ...
+
     async def insert(self, record: JobRecord) -> None:
         """Add a new record; the store takes ownership of it.
 

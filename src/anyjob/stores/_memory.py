@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final, final
 
+import anyio.lowlevel
 import attrs
 
 from anyjob._exceptions import JobError
@@ -199,6 +200,10 @@ class MemoryStore:
         feeds = self._feeds
         if feeds and (len(feeds) > 1 or feeds[0].origin != record.owner):
             self._publish(record, record.owner)
+
+    async def open(self) -> None:
+        """Nothing to connect to: a checkpoint, as every ``await`` of a library call is."""
+        await anyio.lowlevel.checkpoint()
 
     async def insert(self, record: JobRecord) -> None:
         """Add a new record; the store takes ownership of it.

@@ -234,6 +234,10 @@ class _Connection:
         self.raw.close()
 
 
+def _nothing(conn: _Connection) -> None:
+    """What :meth:`_SQLStore.open` runs: opening the connection is the point."""
+
+
 class _SQLStore:
     """The Store protocol over SQL tables (see :class:`~anyjob.stores.SQLiteStore`).
 
@@ -252,6 +256,10 @@ class _SQLStore:
         self._conn: _Connection | None = None
         self._feeds: list[_Feed] = []
         self._trimmed = 0.0  # when this store last trimmed the change log
+
+    async def open(self) -> None:
+        """Connect and create the schema if needed, in a worker thread (idempotent)."""
+        await self._run(_nothing)
 
     def close(self) -> None:
         """Close the database connection (it opens again on the next call)."""
