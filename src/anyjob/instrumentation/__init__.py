@@ -13,11 +13,13 @@ By default one :class:`StructlogHook` logs the events through
     instrumentation.set_hooks([*instrumentation.get_hooks(), count])
 """
 
+from anyjob.instrumentation._hooks import CANCELED_ELSEWHERE as CANCELED_ELSEWHERE
 from anyjob.instrumentation._hooks import JOB_CANCELED as JOB_CANCELED
 from anyjob.instrumentation._hooks import JOB_FAILED as JOB_FAILED
 from anyjob.instrumentation._hooks import JOB_STARTED as JOB_STARTED
 from anyjob.instrumentation._hooks import JOB_SUCCEEDED as JOB_SUCCEEDED
 from anyjob.instrumentation._hooks import RETRY_SCHEDULED as RETRY_SCHEDULED
+from anyjob.instrumentation._hooks import SHUTDOWN_OVERDUE as SHUTDOWN_OVERDUE
 from anyjob.instrumentation._hooks import Hook as Hook
 from anyjob.instrumentation._hooks import HookEvent as HookEvent
 from anyjob.instrumentation._hooks import SelectiveHook as SelectiveHook
@@ -27,11 +29,13 @@ from anyjob.instrumentation._hooks import reset_hooks as reset_hooks
 from anyjob.instrumentation._hooks import set_hooks as set_hooks
 
 __all__ = [
+    "CANCELED_ELSEWHERE",
     "JOB_CANCELED",
     "JOB_FAILED",
     "JOB_STARTED",
     "JOB_SUCCEEDED",
     "RETRY_SCHEDULED",
+    "SHUTDOWN_OVERDUE",
     "Hook",
     "HookEvent",
     "SelectiveHook",

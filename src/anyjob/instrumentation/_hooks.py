@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from anyjob._state import State
 
 __all__ = [
+    "CANCELED_ELSEWHERE",
     "JOB_CANCELED",
     "JOB_FAILED",
     "JOB_STARTED",
     "JOB_SUCCEEDED",
     "RETRY_SCHEDULED",
+    "SHUTDOWN_OVERDUE",
     "Hook",
     "HookEvent",
     "SelectiveHook",
@@ -32,10 +34,14 @@ JOB_SUCCEEDED: Final = "anyjob.job_succeeded"
 JOB_FAILED: Final = "anyjob.job_failed"
 JOB_CANCELED: Final = "anyjob.job_canceled"
 RETRY_SCHEDULED: Final = "anyjob.retry_scheduled"
+#: A waiting job this manager held was canceled by another manager sharing the store (debug).
+CANCELED_ELSEWHERE: Final = "anyjob.canceled_elsewhere"
+#: A job still executing past twice ``shutdown_timeout`` while its manager closes (warning).
+SHUTDOWN_OVERDUE: Final = "anyjob.shutdown_overdue"
 
 logger = structlog.get_logger("anyjob")
 
-_WARNING_EVENTS: Final = frozenset({JOB_FAILED, RETRY_SCHEDULED})
+_WARNING_EVENTS: Final = frozenset({JOB_FAILED, RETRY_SCHEDULED, SHUTDOWN_OVERDUE})
 
 
 @final
@@ -45,7 +51,8 @@ class HookEvent:
 
     Attributes:
         name: The dotted event name: ``anyjob.job_started``, ``anyjob.job_succeeded``,
-            ``anyjob.job_failed``, ``anyjob.job_canceled`` or ``anyjob.retry_scheduled``.
+            ``anyjob.job_failed``, ``anyjob.job_canceled``, ``anyjob.retry_scheduled``,
+            ``anyjob.canceled_elsewhere`` or ``anyjob.shutdown_overdue``.
         job_id: The job's id.
         job_name: The job's name.
         labels: The job's labels (read-only).
@@ -53,7 +60,8 @@ class HookEvent:
         error: The exception of a failed attempt or job (``job_failed``,
             ``retry_scheduled``; for ``job_canceled`` an exception the function raised
             while unwinding, if any).
-        duration: Seconds the run took, for the three end events.
+        duration: Seconds the run took, for the three end events; for ``shutdown_overdue``,
+            seconds the manager has been closing.
         attempt: For ``retry_scheduled``: the number of the attempt that just failed (1-based).
         wait: For ``retry_scheduled``: seconds until the next attempt starts.
     """
