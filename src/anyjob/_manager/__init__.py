@@ -1,0 +1,22 @@
+"""The JobManager and the parts it is made of (see docs/architecture.md).
+
+======================  =============================================================
+module                  responsibility
+======================  =============================================================
+``_jobmanager``         :class:`JobManager`: the public API and the lifecycle
+``_specs``              the spec registry: what to run for a submission; label interning
+``_queues``             the ready queue (priority, FIFO) and the delayed queue
+``_pool``               worker tasks; runs a job in place or through an Executor
+``_recorder``           the only writer of record state; retires a finished job
+``_sink``               how changes reach the store: in place or batched with claims
+``_follower``           other managers' changes, as one decision table
+``_waiters``            ``wait`` calls by job id
+``_publisher``          ``events()`` streams
+``_entry``              one live job, and one worker
+======================  =============================================================
+"""
+
+from anyjob._manager._jobmanager import JobManager as JobManager
+from anyjob._manager._jobmanager import ManagerStatistics as ManagerStatistics
+
+__all__ = ["JobManager", "ManagerStatistics"]

@@ -1,0 +1,71 @@
+"""The follower: what other managers sharing the store did, applied here as one decision table."""
+
+from __future__ import annotations
+
+from typing import final
+
+from anyjob._manager._publisher import Publisher
+from anyjob._manager._recorder import Recorder
+from anyjob._manager._waiters import Waiters
+from anyjob._state import State
+from anyjob.stores._base import StoreChange, StoreFeed
+
+__all__ = ["Follower"]
+
+
+@final
+class Follower:
+    """Reads the store's feed of other managers' changes and decides, per change:
+
+    =====================  ===============================  =====================================
+    the job here           the change                       what happens here
+    =====================  ===============================  =====================================
+    live, waiting          canceled (cancel requested)      retired as canceled elsewhere
+    live, executing        cancel requested                 canceled (it is stopped)
+    live                   anything else                    nothing: this manager writes it
+    not live               changed                          published; if done, waiters woken
+    not live               deleted (its final info known)   published; waiters woken with it
+    not live               deleted (nothing known)          waiters woken (they read the store)
+    =====================  ===============================  =====================================
+
+    It holds no state of its own.
+    """
+
+    __slots__ = ("_publisher", "_recorder", "_waiters")
+
+    def __init__(self, recorder: Recorder, publisher: Publisher, waiters: Waiters) -> None:
+        self._recorder = recorder
+        self._publisher = publisher
+        self._waiters = waiters
+
+    async def run(self, feed: StoreFeed) -> None:
+        """Apply the feed's changes until the feed ends or the task is cancelled."""
+        try:
+            async for changes in feed:
+                for change in changes:
+                    self.apply(change)
+        finally:
+            feed.close()
+
+    def apply(self, change: StoreChange) -> None:
+        """One row of the table above."""
+        recorder = self._recorder
+        entry = recorder.entries.get(change.job_id)
+        info = change.info
+        if entry is not None:
+            if not change.cancel_requested:
+                return
+            if entry.record.state is State.CREATED or entry.record.state is State.CANCELED:
+                if info is None or info.state is State.CANCELED:
+                    recorder.canceled_elsewhere(entry)
+                    return
+            recorder.cancel(entry)
+            return
+        if info is None:
+            info = change.final
+            if info is None:
+                self._waiters.wake(change.job_id, None)
+                return
+        self._publisher.info(info)
+        if info.state.is_done:
+            self._waiters.wake(info.id, info)

@@ -1,0 +1,639 @@
+"""JobManager: the public API and the lifecycle; the work is done by the parts it assembles."""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import math
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, Self, final
+
+import anyio
+import anyio.abc
+import attrs
+
+from anyjob._events import EventStream
+from anyjob._exceptions import JobError, JobNotFoundError, JobStateError, ManagerClosedError, StoreError
+from anyjob._ids import new_id
+from anyjob._limits import check_id, check_labels, check_name, check_new_id, check_page, check_priority
+from anyjob._limits import check_created, check_start
+from anyjob._manager._entry import Entry
+from anyjob._manager._follower import Follower
+from anyjob._manager._pool import WorkerPool
+from anyjob._manager._publisher import Publisher
+from anyjob._manager._queues import DelayedQueue, ReadyQueue
+from anyjob._manager._recorder import Recorder
+from anyjob._manager._sink import make_sink
+from anyjob._manager._specs import JobFunction, SpecRegistry
+from anyjob._manager._waiters import Waiters
+from anyjob._records import JobInfo, JobRecord, JobRef, JobStatistics, check_json_safe, now_timestamp
+from anyjob._retry import Retry, as_retry
+from anyjob._signal import Signal
+from anyjob._state import State
+from anyjob._time import to_seconds
+from anyjob.stores._base import JobQuery, Store
+from anyjob.stores._memory import MemoryStore
+
+__all__ = ["JobManager", "ManagerStatistics"]
+
+_CREATED: Final = State.CREATED
+_RUNNING: Final = State.RUNNING
+_RETRYABLE: Final = frozenset({State.FAILED, State.CANCELED})
+_NO_LABELS: Final = check_labels(None)
+
+
+class _Phase(enum.Enum):
+    """The manager's lifecycle; each value is what a refused call says of it."""
+
+    NEW = "the JobManager is not started (use 'async with JobManager() as jobs')"
+    OPEN = "open"
+    CLOSING = "the JobManager is closing"
+    CLOSED = "the JobManager is closed"
+
+
+@final
+@attrs.frozen
+class ManagerStatistics:
+    """A frozen snapshot of a manager's internals, for tests and debugging (not public API).
+
+    Attributes:
+        phase: ``"new"``, ``"open"``, ``"closing"`` or ``"closed"``.
+        live: Jobs this manager owns that are not done (waiting, scheduled or executing).
+        ready: Jobs waiting for a worker.
+        delayed: Jobs scheduled for later.
+        executing: Jobs a worker is running (or claiming) now.
+        workers: Worker tasks alive now.
+        idle_workers: Workers waiting for work.
+        worker_starts: Worker tasks started since the manager was built.
+        waiters: Job ids some ``wait`` call waits on.
+        streams: Open ``events()`` subscriptions.
+        specs: Function specs remembered for submissions by function.
+        local_specs: Specs of unregistered functions remembered for ``retry``.
+        pending_writes: Jobs whose changes are not yet written to the store.
+    """
+
+    phase: str
+    live: int
+    ready: int
+    delayed: int
+    executing: int
+    workers: int
+    idle_workers: int
+    worker_starts: int
+    waiters: int
+    streams: int
+    specs: int
+    local_specs: int
+    pending_writes: int
+
+
+def _check_states(state: State | Iterable[State] | None) -> frozenset[State] | None:
+    if state is None:
+        return None
+    if isinstance(state, State):
+        return frozenset((state,))
+    if isinstance(state, str) or not isinstance(state, Iterable):
+        msg = f"state must be a State or several, not {state!r}"
+        raise TypeError(msg)
+    states = frozenset(state)
+    for item in states:
+        if not isinstance(item, State):
+            msg = f"state must be a State or several, got {item!r}"
+            raise TypeError(msg)
+    return states
+
+
+def _check_filter_name(name: str | None) -> str | None:
+    return None if name is None else check_name(name, "name")
+
+
+def _interrupt(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The KeyboardInterrupt or SystemExit a worker re-raised, if that is all *group* holds."""
+    cancelled = anyio.get_cancelled_exc_class()
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        elif not isinstance(exc, cancelled):
+            leaves.append(exc)
+    if leaves and all(isinstance(exc, KeyboardInterrupt | SystemExit) for exc in leaves):
+        return leaves[-1]
+    return None
+
+
+@final
+class JobManager:
+    """Tracks many jobs by id: submit, status, wait, list, stats, cancel, retry, cleanup, events.
+
+    Use it as an async context manager. Jobs run in worker tasks the manager
+    owns, at most ``max_concurrency`` at a time, higher ``priority`` first and
+    in submission order within one priority, each when its ``delay``/``at`` has
+    come. Every change is written to the store (coalesced) and published to
+    :meth:`events` subscribers. Every ``await`` of its methods is a checkpoint.
+
+    Jobs start in the context (``contextvars``) the manager was entered in, not
+    in the submitter's; context variables one job sets never reach another.
+
+    Leaving the ``async with`` stops accepting submissions, lets running and due
+    jobs finish within ``shutdown_timeout``, then cancels the rest and records
+    them ``CANCELED``: no record is lost. A job that ignores its cancellation is
+    waited for (structured concurrency leaves no other way): past twice
+    ``shutdown_timeout`` an ``anyjob.shutdown_overdue`` warning names it, through
+    the hooks, and leaving goes on waiting until it ends.
+
+    Args:
+        store: Where records are kept; a new :class:`~anyjob.stores.MemoryStore` by default.
+            Several managers may share one store.
+        max_concurrency: At most this many jobs execute at once (``None``: no limit).
+        retention: Finished jobs are deleted automatically this long after they end.
+        shutdown_timeout: How long leaving the context waits for jobs before canceling them.
+
+    Raises:
+        TypeError, ValueError: An invalid argument.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        max_concurrency: int | None = None,
+        retention: float | timedelta | None = None,
+        shutdown_timeout: float | timedelta = 10.0,
+    ) -> None:
+        if store is None:
+            store = MemoryStore()
+        elif not isinstance(store, Store):
+            msg = f"store must implement anyjob.stores.Store, not {type(store).__name__}"
+            raise TypeError(msg)
+        if max_concurrency is not None:
+            if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+                msg = f"max_concurrency must be an int or None, not {type(max_concurrency).__name__}"
+                raise TypeError(msg)
+            if max_concurrency < 1:
+                msg = f"max_concurrency must be >= 1 (or None for no limit), got {max_concurrency}"
+                raise ValueError(msg)
+        self._store: Store = store
+        self._retention = None if retention is None else to_seconds(retention, "retention")
+        self._shutdown_timeout = to_seconds(shutdown_timeout, "shutdown_timeout", allow_inf=True)
+        self._origin = new_id()
+        self._phase = _Phase.NEW
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._registry = SpecRegistry(self._origin)
+        self._publisher = Publisher()
+        self._waiters = Waiters()
+        self._sink = make_sink(store, self._origin, self._refused)
+        self._recorder = Recorder(self._sink, self._publisher, self._waiters, Signal())
+        self._pool = WorkerPool(ReadyQueue(), self._recorder, self._sink, max_concurrency)
+        self._delayed = DelayedQueue()
+        self._follower = Follower(self._recorder, self._publisher, self._waiters)
+
+    def __repr__(self) -> str:
+        phase = self._phase.name.lower()
+        return f"<JobManager {phase} jobs={len(self._recorder.entries)} store={self._store!r}>"
+
+    @property
+    def store(self) -> Store:
+        """The store the records are kept in."""
+        return self._store
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """At most this many jobs execute at once, or ``None``."""
+        return self._pool.limit
+
+    @property
+    def is_open(self) -> bool:
+        """True between entering and leaving the ``async with`` (submissions are accepted)."""
+        return self._phase is _Phase.OPEN
+
+    def _statistics(self) -> ManagerStatistics:
+        """A frozen snapshot of this manager's internals (for tests; not public API)."""
+        pool = self._pool
+        specs, local_specs = self._registry.remembered
+        return ManagerStatistics(
+            phase=self._phase.name.lower(),
+            live=len(self._recorder.entries),
+            ready=len(pool.ready),
+            delayed=len(self._delayed),
+            executing=pool.executing,
+            workers=pool.workers,
+            idle_workers=pool.idle,
+            worker_starts=pool.starts,
+            waiters=len(self._waiters),
+            streams=len(self._publisher.streams),
+            specs=specs,
+            local_specs=local_specs,
+            pending_writes=len(self._sink) if hasattr(self._sink, "__len__") else 0,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def _refuse(self, action: str, *, queries: bool = False) -> None:
+        """Raise unless open (or, for *queries*, unless entered once)."""
+        phase = self._phase
+        if phase is _Phase.OPEN or (queries and phase is not _Phase.NEW):
+            return
+        msg = f"cannot {action}: {phase.value}"
+        raise ManagerClosedError(msg)
+
+    async def __aenter__(self) -> Self:
+        if self._phase is not _Phase.NEW:
+            msg = "a JobManager can be entered only once"
+            raise JobError(msg)
+        store = self._store
+        try:
+            await store.open()
+            feed = store.subscribe(self._origin)
+        except (StoreError, anyio.get_cancelled_exc_class()):
+            raise
+        except Exception as exc:
+            msg = f"could not open the store {store!r}: {exc}"
+            raise StoreError(msg) from exc
+        context = contextvars.copy_context()
+        tg = anyio.create_task_group()
+        await tg.__aenter__()  # nothing fails from here on: the group is always left in __aexit__
+        self._tg = tg
+        self._phase = _Phase.OPEN
+        self._pool.open(tg, context)
+        tg.start_soon(self._sink.run)
+        tg.start_soon(self._delayed.run, self._pool.push)
+        tg.start_soon(self._follower.run, feed)
+        if self._retention is not None:
+            tg.start_soon(self._retain, self._retention)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tg = self._tg
+        assert tg is not None  # noqa: S101 - set by __aenter__
+        self._phase = _Phase.CLOSING
+        recorder = self._recorder
+        try:
+            if exc is None or isinstance(exc, Exception):
+                with anyio.move_on_after(self._shutdown_timeout):
+                    while self._pool.busy:  # delayed jobs not yet due do not count
+                        await recorder.drained.wait()
+            with anyio.CancelScope(shield=True):
+                for entry in list(recorder.entries.values()):
+                    recorder.cancel(entry)
+                with anyio.move_on_after(self._shutdown_timeout):
+                    await self._all_done()
+                if recorder.entries:  # jobs ignoring their cancellation: waited for, never silently
+                    recorder.overdue(2 * self._shutdown_timeout)
+                    await self._all_done()
+        finally:
+            self._phase = _Phase.CLOSED
+            self._pool.close()
+            tg.cancel_scope.cancel()
+            try:
+                # The body's own exception (or cancellation) propagates as it is, not
+                # wrapped in the internal task group's exception group.
+                await tg.__aexit__(None, None, None)
+            except BaseExceptionGroup as group:
+                interrupt = _interrupt(group)
+                if interrupt is None:
+                    raise
+                raise interrupt from None  # Ctrl-C reaches the script as KeyboardInterrupt
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._sink.close()
+                self._publisher.end_all()
+                self._waiters.wake_all()
+        return None
+
+    async def _all_done(self) -> None:
+        while self._recorder.entries:
+            await self._recorder.drained.wait()
+
+    async def _retain(self, retention: float) -> None:
+        interval = min(max(retention / 2, 0.01), 1.0)
+        while True:
+            await anyio.sleep(interval)
+            await self._sink.settle()
+            await self._store.delete_finished(time.time() - retention)
+
+    def _refused(self, entry: Entry) -> None:
+        """The store refused a write: another manager canceled the job while it waited."""
+        entry.flushed_state = State.CANCELED
+        if self._recorder.entries.get(entry.record.id) is not entry:
+            return
+        if entry.record.state is _CREATED:
+            self._recorder.canceled_elsewhere(entry)
+        else:
+            self._recorder.cancel(entry)  # it started here meanwhile: stop it
+
+    # -- registering and submitting ------------------------------------------------
+
+    def register(self, fn: JobFunction, name: str | None = None) -> JobFunction:
+        """Register ``async def fn(ctx)`` under *name* so jobs can be submitted by name.
+
+        Needed for durable stores and for ``retry`` after a restart. Returns *fn*,
+        so it also works as a decorator.
+
+        Raises:
+            TypeError: *fn* is not an ``async def fn(ctx)``, or *name* is not a valid name.
+            ValueError: Another function is registered under *name*.
+        """
+        self._registry.register(fn, name)
+        return fn
+
+    async def submit(
+        self,
+        fn: JobFunction | str,
+        params: Any = None,
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        id: str | None = None,  # noqa: A002 - the contract's name
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        retry: Retry | int | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> JobRef:
+        """Accept a job and return its :class:`~anyjob.JobRef` at once.
+
+        Args:
+            fn: ``async def fn(ctx)`` (a Policy-decorated one runs with its policy), or
+                the name it was registered under.
+            params: JSON-safe data, copied; the function sees it as ``ctx.params``.
+            name: The job's name; by default the registered name or ``fn.__qualname__``.
+            labels: ``str -> str`` pairs to filter by.
+            id: The job's id; by default a new UUIDv7 string.
+            priority: Higher starts first among waiting jobs (FIFO within one priority).
+            delay: Start no earlier than this long from now.
+            at: Start no earlier than this timezone-aware time.
+            retry: A :class:`~anyjob.Retry` or an int (attempts); runs through an Executor.
+            timeout: Per-attempt timeout; runs through an Executor.
+
+        Raises:
+            ManagerClosedError: The manager is not open.
+            JobError: A job with that id exists.
+            TypeError, ValueError: Invalid arguments (see ``docs/limits.md``); nothing is stored.
+        """
+        if self._phase is not _Phase.OPEN:
+            self._refuse("submit")
+        if retry is None and timeout is None:
+            spec = self._registry.for_submit(fn, None, None)
+        else:
+            seconds = None if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
+            spec = self._registry.for_submit(fn, as_retry(retry), seconds)
+        name = spec.default_name if name is None else check_name(name)
+        if type(priority) is not int or priority:
+            priority = check_priority(priority)
+        now = now_timestamp()
+        wait = 0.0 if delay is None and at is None else check_start(delay, at, now)
+        scheduled = now + wait if wait else now  # one float object when equal: 24 B per record
+        record = JobRecord(
+            new_id() if id is None else check_new_id(id),
+            name,
+            _CREATED,
+            _NO_LABELS if labels is None else self._registry.labels(labels),
+            check_json_safe(params, "params"),
+            priority,
+            now,
+            scheduled,
+            self._origin,
+            spec.key,
+        )
+        await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
+        if self._phase is not _Phase.OPEN:  # closed while the store answered: not started here
+            self._refuse("submit")
+        entry = Entry(self._recorder, record, spec)
+        self._recorder.add(entry)
+        if wait > 0.0:
+            self._delayed.push(entry, anyio.current_time() + wait)
+        else:
+            self._pool.push(entry)
+        return JobRef(record.id, name, datetime.fromtimestamp(scheduled, UTC))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def events(self, id: str | None = None) -> EventStream:  # noqa: A002 - the contract's name
+        """Subscribe to state changes and progress of one job (*id*) or of all.
+
+        The subscription starts now. Iterate with ``async for``; the iterator
+        ends when the manager closes. Events of one job arrive in order; a slow
+        consumer never blocks the jobs (progress is coalesced for it).
+
+        Raises:
+            ManagerClosedError: The manager is not open.
+            TypeError, ValueError: *id* is not a valid id.
+        """
+        if id is not None:
+            check_id(id)
+        self._refuse("subscribe to events")
+        return self._publisher.subscribe(id)
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def get(self, id: str) -> JobInfo | None:  # noqa: A002
+        """The job's :class:`~anyjob.JobInfo`, or ``None`` if no job has that id.
+
+        Raises:
+            ManagerClosedError: The manager was never entered.
+        """
+        check_id(id)
+        self._refuse("get a job", queries=True)
+        return await self._sink.get(id)
+
+    async def status(self, id: str) -> State | None:  # noqa: A002
+        """The job's state, or ``None`` if no job has that id."""
+        check_id(id)
+        self._refuse("get a job's status", queries=True)
+        entry = self._recorder.entries.get(id)
+        if entry is not None:
+            await anyio.lowlevel.checkpoint()
+            return entry.record.state
+        info = await self._sink.get(id)
+        return None if info is None else info.state
+
+    async def wait(self, id: str, timeout: float | timedelta | None = None) -> JobInfo | None:  # noqa: A002
+        """Wait until the job is done and return its info.
+
+        Event-driven: no polling. When *timeout* expires first, returns the
+        latest info (the job still executing or waiting). After the manager
+        closed, returns the stored info at once.
+
+        Returns:
+            The info, or ``None`` if no job has that id.
+
+        Raises:
+            ManagerClosedError: The manager was never entered.
+            TypeError, ValueError: Invalid *id* or *timeout*.
+        """
+        check_id(id)
+        seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
+        self._refuse("wait for a job", queries=True)
+        waiters = self._waiters
+        waiter = waiters.join(id)  # before reading: a job that ends meanwhile still wakes us
+        try:
+            info = await self._sink.get(id)
+            if info is None or info.state.is_done or self._phase is _Phase.CLOSED:
+                return info
+            with anyio.move_on_after(seconds):
+                await waiter.wait()
+        finally:
+            waiters.leave(id, waiter)
+        if waiter.final is not None:
+            return waiter.final
+        latest = await self._sink.get(id)
+        return info if latest is None else latest
+
+    async def list(
+        self,
+        *,
+        state: State | Iterable[State] | None = None,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[JobInfo]:
+        """Jobs matching every filter given, newest first.
+
+        Args:
+            state: One :class:`~anyjob.State` or several.
+            name: Only jobs with this name.
+            labels: Only jobs having all these pairs.
+            created_after: Only jobs created after this aware datetime.
+            created_before: Only jobs created before this aware datetime.
+            limit: At most this many (1..1000).
+            offset: Skip this many first (>= 0).
+
+        Raises:
+            ManagerClosedError: The manager was never entered.
+            TypeError, ValueError: An invalid filter.
+        """
+        limit, offset = check_page(limit, offset)
+        query = JobQuery(
+            states=_check_states(state),
+            name=_check_filter_name(name),
+            labels=None if labels is None else check_labels(labels),
+            created_after=check_created(created_after, "created_after"),
+            created_before=check_created(created_before, "created_before"),
+            limit=limit,
+            offset=offset,
+        )
+        self._refuse("list jobs", queries=True)
+        await self._sink.settle()
+        return await self._store.query(query)
+
+    async def stats(
+        self, *, name: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> JobStatistics:
+        """Counts over the jobs (all, or those with *name* and/or all *labels*).
+
+        Raises:
+            ManagerClosedError: The manager was never entered.
+        """
+        name = _check_filter_name(name)
+        checked = None if labels is None else check_labels(labels)
+        self._refuse("count jobs", queries=True)
+        await self._sink.settle()
+        return await self._store.statistics(name=name, labels=checked)
+
+    # -- control ---------------------------------------------------------------------------------
+
+    async def cancel(self, id: str) -> bool:  # noqa: A002
+        """Cancel a job: a waiting one becomes ``CANCELED`` at once, an executing one ``CANCELING``.
+
+        Works for jobs run by another manager sharing the store, with the same answer.
+
+        Returns:
+            False when the job was already done (or already canceling).
+
+        Raises:
+            ManagerClosedError: The manager is not open.
+            JobNotFoundError: No job has that id.
+        """
+        check_id(id)
+        self._refuse("cancel a job")
+        await self._sink.settle()
+        entry = self._recorder.entries.get(id)
+        if entry is not None:
+            return self._recorder.cancel(entry)
+        before = await self._store.request_cancel(id, origin=self._origin)
+        if before is None:
+            msg = f"no job with id {id!r}"
+            raise JobNotFoundError(msg, job_id=id)
+        if before is _CREATED:
+            self._waiters.wake(id, None)  # it is CANCELED in the store now
+        return before is _CREATED or before is _RUNNING
+
+    async def retry(self, id: str) -> JobRef:  # noqa: A002
+        """Queue a ``FAILED`` or ``CANCELED`` job again under the same id.
+
+        It runs under this manager, with the same function and policies;
+        ``attempts`` grows with each try.
+
+        Raises:
+            ManagerClosedError: The manager is not open.
+            JobNotFoundError: No job has that id.
+            JobStateError: The job is not failed or canceled.
+            JobError: Its function is unknown here (register it by name to retry
+                jobs from another process).
+        """
+        check_id(id)
+        self._refuse("retry a job")
+        record = await self._sink.record(id)
+        if record is None:
+            msg = f"no job with id {id!r}"
+            raise JobNotFoundError(msg, job_id=id)
+        if record.state not in _RETRYABLE:
+            msg = f"cannot retry job {record.name!r} ({id}): it is {record.state.value}, not failed or canceled"
+            raise JobStateError(msg, job_id=id)
+        spec = self._registry.for_retry(record.function)
+        if spec is None:
+            msg = (
+                f"cannot retry job {record.name!r} ({id}): its function {record.function!r} is not known "
+                "to this manager; register it with jobs.register(fn, name)"
+            )
+            raise JobError(msg, job_id=id)
+        now = now_timestamp()
+        fields: dict[str, Any] = {
+            "state": _CREATED,
+            "progress": 0.0,
+            "message": None,
+            "result": None,
+            "error": None,
+            "error_type": None,
+            "started": None,
+            "ended": None,
+            "scheduled": now,
+            "owner": self._origin,
+            "cancel_requested": False,
+        }
+        if not await self._sink.requeue(id, fields, _RETRYABLE):
+            msg = f"cannot retry job {record.name!r} ({id}): it changed meanwhile"
+            raise JobStateError(msg, job_id=id)
+        if self._phase is not _Phase.OPEN:
+            self._refuse("retry a job")
+        for key, value in fields.items():  # a copy: mirror the store (the store's own: no change)
+            setattr(record, key, value)
+        entry = Entry(self._recorder, record, spec)
+        self._recorder.add(entry)
+        self._pool.push(entry)
+        return JobRef(id, record.name, datetime.fromtimestamp(now, UTC))
+
+    async def cleanup(self, older_than: float | timedelta) -> int:
+        """Delete finished jobs that ended before ``now - older_than``; returns how many.
+
+        With ``retention`` set this happens automatically.
+
+        Raises:
+            ManagerClosedError: The manager is not open.
+        """
+        seconds = to_seconds(older_than, "older_than")
+        self._refuse("clean up jobs")
+        await self._sink.settle()
+        return await self._store.delete_finished(time.time() - seconds)

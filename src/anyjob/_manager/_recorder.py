@@ -1,0 +1,261 @@
+"""The recorder: the only writer of record state, and the one place a live job is retired."""
+
+from __future__ import annotations
+
+from typing import Any, Final, final
+
+from anyjob._job import Context, Job, error_text
+from anyjob._manager._entry import Entry, Worker
+from anyjob._manager._publisher import Publisher
+from anyjob._manager._sink import Sink
+from anyjob._manager._waiters import Waiters
+from anyjob._records import JobRecord, check_json_safe
+from anyjob._records import now_timestamp as _now
+from anyjob._signal import Signal
+from anyjob._state import State
+from anyjob.instrumentation import _hooks
+
+__all__ = ["Recorder"]
+
+_CREATED: Final = State.CREATED
+_RUNNING: Final = State.RUNNING
+_CANCELING: Final = State.CANCELING
+_SUCCEEDED: Final = State.SUCCEEDED
+_FAILED: Final = State.FAILED
+_CANCELED: Final = State.CANCELED
+_END_EVENTS: Final = {
+    _SUCCEEDED: _hooks.JOB_SUCCEEDED,
+    _FAILED: _hooks.JOB_FAILED,
+    _CANCELED: _hooks.JOB_CANCELED,
+}
+
+
+def _become(record: JobRecord, new: State) -> None:
+    """Move *record* to *new*, if :class:`~anyjob.State`'s record table allows it."""
+    if not record.state.can_become(new, record=True):
+        msg = f"job {record.id!r}: {record.state.value} -> {new.value} is not a transition records make"
+        raise AssertionError(msg)
+    record.state = new
+
+
+def _unstorable(error: Exception) -> ValueError:
+    failure = ValueError(f"the job's result could not be stored: {error}")
+    failure.__cause__ = error
+    return failure
+
+
+@final
+class Recorder:
+    """The live jobs of one manager, and every change to their records.
+
+    Nothing else writes ``JobRecord.state`` (or the fields that go with it) of a live
+    job, and every state change is checked against the record transition table. Each
+    change goes on to the sink (the store), the publisher (events) and, when a job
+    leaves, the waiters, the ``drained`` signal and the hooks: all in :meth:`retire`.
+    Invariant: ``entries[id].record.state`` is CREATED, RUNNING or CANCELING.
+    """
+
+    __slots__ = ("_publisher", "_sink", "_waiters", "drained", "entries")
+
+    def __init__(self, sink: Sink, publisher: Publisher, waiters: Waiters, drained: Signal) -> None:
+        self.entries: dict[str, Entry] = {}
+        self._sink = sink
+        self._publisher = publisher
+        self._waiters = waiters
+        #: Fired whenever a live job leaves (and by the pool when a worker finds no work).
+        self.drained = drained
+
+    def add(self, entry: Entry) -> None:
+        """A new (or requeued) job, already in the store."""
+        self.entries[entry.record.id] = entry
+        self._publisher.record(entry.record, progress=False)
+
+    # -- jobs run in place -----------------------------------------------------------
+
+    def start(self, entry: Entry, worker: Worker) -> Context:
+        """A worker starts *entry*'s function itself; returns the context to call it with."""
+        record = entry.record
+        _become(record, _RUNNING)
+        entry.worker = worker
+        entry._live_run = 1
+        record.attempts += 1
+        record.started = _now()
+        self._sink.started(entry)
+        self._publisher.record(record, progress=False)
+        if _hooks.active:
+            self._emit(entry, _hooks.JOB_STARTED, None, None)
+        return Context(entry, 1)
+
+    def end(self, entry: Entry, state: State, error: BaseException | None, value: Any) -> None:
+        """The function of *entry*, run in place, returned *value* or raised *error*."""
+        record = entry.record
+        entry._live_run = 0
+        entry.worker = None
+        if entry.cancel_requested or record.cancel_requested:
+            state = _CANCELED  # a cancel request, here or stored, wins over how the function ended
+        elif state is _SUCCEEDED:
+            if value is None:
+                value = entry._result
+            if value is not None:
+                try:
+                    record.result = check_json_safe(value, "the job's result")
+                except (TypeError, ValueError) as exc:
+                    state = _FAILED
+                    error = _unstorable(exc)
+        if error is not None:
+            record.error = error_text(error)
+            record.error_type = type(error).__qualname__
+        record.ended = _now()
+        _become(record, state)
+        self.retire(entry, error, emit=True)
+
+    def progress(self, entry: Entry, progress: float, message: str | None) -> None:
+        """A validated progress report of a job run in place."""
+        record = entry.record
+        record.progress = progress
+        if message is not None:
+            record.message = message
+        self._sink.changed(entry)
+        self._publisher.record(record, progress=True)
+
+    # -- jobs run through an Executor ------------------------------------------------
+
+    def job_changed(self, entry: Entry, job: Job[Any]) -> None:
+        """The Job an Executor runs for *entry* changed state or reported progress."""
+        if entry.job is not job:
+            return
+        record = entry.record
+        state = job.state
+        if state is entry.job_state:
+            record.progress = job.progress
+            record.message = job.message
+            self._sink.changed(entry)
+            self._publisher.record(record, progress=True)
+            return
+        entry.job_state = state
+        if state is _RUNNING:
+            record.attempts += 1
+            if record.state is _CREATED:
+                _become(record, _RUNNING)
+                record.started = _now()
+                record.progress = 0.0
+                record.message = None
+                self._sink.changed(entry)
+                self._publisher.record(record, progress=False)
+            else:
+                self._sink.changed(entry)  # another attempt: the record stays RUNNING
+        elif state is _CANCELING and record.state is _RUNNING:
+            self._canceling(entry)
+        # FAILED/SUCCEEDED/CANCELED of one attempt: the record stays as it is until
+        # the run (with all its retries) ends in finish().
+
+    def finish(self, entry: Entry, job: Job[Any]) -> None:
+        """The Executor's run of *entry* is over, with all its attempts."""
+        record = entry.record
+        state = job.state
+        error = job.error
+        if record.state is _CANCELING or entry.cancel_requested or record.cancel_requested:
+            state = _CANCELED
+        elif state is _CREATED:
+            state = _CANCELED  # never started (the manager closed first)
+        elif state is _SUCCEEDED:
+            try:
+                record.result = check_json_safe(job.result, "the job's result")
+            except (TypeError, ValueError) as exc:
+                state = _FAILED
+                error = _unstorable(exc)
+        if error is not None:
+            record.error = error_text(error)
+            record.error_type = type(error).__qualname__
+        if record.state is not _CREATED:
+            record.progress = job.progress
+            record.message = job.message
+        record.ended = _now()
+        _become(record, state)
+        entry.job = None
+        entry.executor = None
+        self.retire(entry, error, emit=False)  # the Job emitted its own hook events
+
+    # -- canceling --------------------------------------------------------------------
+
+    def cancel(self, entry: Entry) -> bool:
+        """Cancel a live job; False when it is already canceling."""
+        record = entry.record
+        if record.state is _CREATED:
+            self.cancel_waiting(entry)
+            return True
+        if record.state is not _RUNNING:
+            return False
+        entry.cancel_requested = True
+        entry.stop()
+        if record.state is _RUNNING:  # stopping an Executor's job may have said so already
+            self._canceling(entry)
+        return True
+
+    def _canceling(self, entry: Entry) -> None:
+        _become(entry.record, _CANCELING)
+        self._sink.changed(entry)
+        self._publisher.record(entry.record, progress=False)
+
+    def cancel_waiting(self, entry: Entry) -> None:
+        """A job that has not started is canceled (here, or the store refused its start)."""
+        record = entry.record
+        _become(record, _CANCELED)
+        record.ended = _now()
+        self.retire(entry, None, emit=False)
+
+    def canceled_elsewhere(self, entry: Entry) -> None:
+        """Another manager canceled this waiting job: the store says CANCELED already."""
+        if self.entries.get(entry.record.id) is not entry:
+            return
+        record = entry.record
+        if record.state is _CREATED:  # a local copy (not the store's own record): mirror the store
+            _become(record, _CANCELED)
+            record.ended = _now()
+        entry.flushed_state = record.state  # nothing to write: it is the store's state
+        self.retire(entry, None, emit=False, write=False)
+        if _hooks.active:
+            self._emit(entry, _hooks.CANCELED_ELSEWHERE, None, None)
+
+    # -- leaving --------------------------------------------------------------------------
+
+    def retire(self, entry: Entry, error: BaseException | None, *, emit: bool, write: bool = True) -> None:
+        """The job is done here: the only place a live job leaves the manager."""
+        record = entry.record
+        del self.entries[record.id]
+        if write:
+            self._sink.changed(entry)
+        self._publisher.record(record, progress=False)
+        if self._waiters:
+            self._waiters.wake(record.id, record.info())
+        self.drained.fire()
+        if emit and _hooks.active:
+            started = record.started
+            ended = record.ended
+            duration = None if started is None or ended is None else max(ended - started, 0.0)
+            self._emit(entry, _END_EVENTS[record.state], error, duration)
+
+    @staticmethod
+    def _emit(entry: Entry, name: str, error: BaseException | None, duration: float | None) -> None:
+        if not _hooks.wanted(name):
+            return  # e.g. the default hook with structlog filtering debug events out
+        record = entry.record
+        _hooks.emit(
+            _hooks.HookEvent(
+                name=name,
+                job_id=record.id,
+                job_name=record.name,
+                labels=record.labels,
+                state=record.state,
+                error=error,
+                duration=duration,
+            )
+        )
+
+    def overdue(self, seconds: float) -> None:
+        """Warn, through the hooks, of every job still executing while the manager closes."""
+        if not _hooks.active:
+            return
+        for entry in list(self.entries.values()):
+            if entry.record.state.is_executing:
+                self._emit(entry, _hooks.SHUTDOWN_OVERDUE, None, seconds)

@@ -1,0 +1,246 @@
+"""Sinks: how a manager's record changes reach its store, chosen once when the manager is built.
+
+* :class:`MemorySink` writes in place: over a :class:`~anyjob.stores.MemoryStore` the
+  manager's records are the store's own objects, re-indexed as they change.
+* :class:`BatchSink` works through the :class:`~anyjob.stores.Store` protocol alone:
+  changes are coalesced per job and written in batches, and a worker claims a job
+  atomically before it starts it (another manager may have canceled it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Protocol, final
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from anyjob._exceptions import StoreError
+from anyjob._manager._entry import Entry
+from anyjob._records import JobInfo, JobRecord
+from anyjob._signal import Signal
+from anyjob._state import State
+from anyjob.stores._base import RecordUpdate, Store
+from anyjob.stores._memory import MemoryStore
+
+__all__ = ["BatchSink", "MemorySink", "Sink", "make_sink"]
+
+_CLAIMABLE: Final = frozenset({State.CREATED})
+_RUNNING: Final = State.RUNNING
+_RUN_FIELDS: Final = (
+    "state",
+    "progress",
+    "message",
+    "result",
+    "error",
+    "error_type",
+    "attempts",
+    "started",
+    "ended",
+)
+
+
+class Sink(Protocol):
+    """The one small interface between the recorder and the store."""
+
+    #: Whether a worker must :meth:`claim` a job before starting it.
+    claims: bool
+
+    async def insert(self, record: JobRecord) -> None:
+        """Store a new record (a checkpoint first: cancelled, nothing is stored)."""
+        ...
+
+    def started(self, entry: Entry) -> None:
+        """*entry* just started (it may end before it yields: the write may wait)."""
+        ...
+
+    def changed(self, entry: Entry) -> None:
+        """*entry*'s record changed."""
+        ...
+
+    async def claim(self, entry: Entry) -> bool:
+        """Take *entry*'s job for this manager if it still waits in the store."""
+        ...
+
+    async def settle(self) -> None:
+        """A checkpoint after which the store holds every change made before the call."""
+        ...
+
+    async def get(self, job_id: str) -> JobInfo | None:
+        """Read your writes: :meth:`settle`, then the store's info for *job_id*."""
+        ...
+
+    async def record(self, job_id: str) -> JobRecord | None:
+        """The record to retry: the store's own (in place) or a copy."""
+        ...
+
+    async def requeue(self, job_id: str, fields: dict[str, Any], expect: frozenset[State]) -> bool:
+        """Write a retry's fields if the record is still in *expect*; whether it was."""
+        ...
+
+    async def run(self) -> None:
+        """The sink's background work while the manager is open (runs until cancelled)."""
+        ...
+
+    async def close(self) -> None:
+        """Write what is still pending (the manager is closing)."""
+        ...
+
+
+@final
+class MemorySink:
+    """In place over a :class:`~anyjob.stores.MemoryStore`: the records are the store's."""
+
+    __slots__ = ("_origin", "_store")
+
+    claims = False
+
+    def __init__(self, store: MemoryStore, origin: str) -> None:
+        self._store = store
+        self._origin = origin
+
+    async def insert(self, record: JobRecord) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._store.insert_now(record)  # the store and the entry share this record
+
+    def started(self, entry: Entry) -> None:
+        # Put off: a job that ends before it yields moves once, CREATED -> its end.
+        record = entry.record
+        self._store.reindex_later(record, entry.flushed_state)
+        entry.flushed_state = record.state
+        self._store.notify(record, self._origin)
+
+    def changed(self, entry: Entry) -> None:
+        record = entry.record
+        if record.state is not entry.flushed_state:
+            self._store.reindex(record, entry.flushed_state)
+            entry.flushed_state = record.state
+        self._store.notify(record, self._origin)
+
+    async def claim(self, entry: Entry) -> bool:  # noqa: ARG002 - the shared record already tells
+        return True  # pragma: no cover - claims is False: never called
+
+    async def settle(self) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def get(self, job_id: str) -> JobInfo | None:
+        await anyio.lowlevel.checkpoint()
+        return self._store.get_now(job_id)
+
+    async def record(self, job_id: str) -> JobRecord | None:
+        await anyio.lowlevel.checkpoint()
+        return self._store.record_now(job_id)
+
+    async def requeue(self, job_id: str, fields: dict[str, Any], expect: frozenset[State]) -> bool:
+        applied = await self._store.apply([RecordUpdate(job_id, fields, expect)], origin=self._origin)
+        return applied[0]
+
+    async def run(self) -> None:
+        return  # nothing in the background: every change is written as it happens
+
+    async def close(self) -> None:
+        return  # nothing pending
+
+
+@final
+class BatchSink:
+    """Through the Store protocol: changes coalesced per job, written in batches in order.
+
+    ``_dirty`` holds the entries whose changes are not yet written; ``_lock`` is held
+    while a batch is on its way, so :meth:`settle` returns only once earlier changes are
+    stored (read your writes).
+    """
+
+    __slots__ = ("_dirty", "_lock", "_origin", "_refused", "_store", "_wakeup")
+
+    claims = True
+
+    def __init__(self, store: Store, origin: str, refused: Callable[[Entry], None]) -> None:
+        self._store = store
+        self._origin = origin
+        self._refused = refused  # called for an entry whose write the store refused
+        self._dirty: dict[str, Entry] = {}
+        self._wakeup = Signal()
+        self._lock: anyio.Lock | None = None
+
+    def __len__(self) -> int:
+        return len(self._dirty)
+
+    async def insert(self, record: JobRecord) -> None:
+        await self._store.insert(attrs.evolve(record))  # the store keeps its own copy
+
+    def started(self, entry: Entry) -> None:
+        self.changed(entry)
+
+    def changed(self, entry: Entry) -> None:
+        if not self._dirty:
+            self._wakeup.fire()
+        self._dirty[entry.record.id] = entry
+
+    async def claim(self, entry: Entry) -> bool:
+        update = RecordUpdate(entry.record.id, {"owner": self._origin}, _CLAIMABLE)
+        return (await self._store.apply([update], origin=self._origin))[0]
+
+    async def settle(self) -> None:
+        lock = self._lock
+        if not self._dirty and (lock is None or not lock.locked()):
+            await anyio.lowlevel.checkpoint()
+            return
+        await self.flush()
+
+    async def get(self, job_id: str) -> JobInfo | None:
+        await self.settle()
+        return await self._store.get(job_id)
+
+    async def record(self, job_id: str) -> JobRecord | None:
+        await self.settle()
+        return await self._store.get_record(job_id)
+
+    async def requeue(self, job_id: str, fields: dict[str, Any], expect: frozenset[State]) -> bool:
+        applied = await self._store.apply([RecordUpdate(job_id, fields, expect)], origin=self._origin)
+        return applied[0]
+
+    async def flush(self) -> None:
+        """Write every pending change to the store, in order, as one batch."""
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if not self._dirty:
+                return
+            entries = list(self._dirty.values())
+            self._dirty = {}
+            updates: list[RecordUpdate] = []
+            for entry in entries:
+                record = entry.record
+                fields = {name: getattr(record, name) for name in _RUN_FIELDS}
+                updates.append(RecordUpdate(record.id, fields, frozenset((entry.flushed_state,))))
+            # Shielded: the batch is out of _dirty now, and a canceled write would lose it.
+            applied: list[bool] = []
+            with anyio.CancelScope(shield=True):
+                try:
+                    applied = await self._store.apply(updates, origin=self._origin)
+                except StoreError:
+                    for entry in entries:  # not written: again with the next batch
+                        self._dirty.setdefault(entry.record.id, entry)
+                    raise
+            for entry, update, ok in zip(entries, updates, applied, strict=True):
+                entry.flushed_state = update.fields["state"]
+                if not ok:
+                    self._refused(entry)
+
+    async def run(self) -> None:
+        while True:
+            if not self._dirty:
+                await self._wakeup.wait()
+            await self.flush()
+
+    async def close(self) -> None:
+        await self.flush()
+
+
+def make_sink(store: Store, origin: str, refused: Callable[[Entry], None]) -> MemorySink | BatchSink:
+    """The write strategy for *store*, chosen once: in place over a MemoryStore, else batched."""
+    if type(store) is MemoryStore:  # the one place the kind of store matters (a subclass may override)
+        return MemorySink(store, origin)
+    return BatchSink(store, origin, refused)

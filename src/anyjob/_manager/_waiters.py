@@ -1,0 +1,83 @@
+"""Waiters: the ``wait`` and ``as_completed`` calls waiting on jobs, by id."""
+
+from __future__ import annotations
+
+from typing import final
+
+import anyio
+
+from anyjob._records import JobInfo
+
+__all__ = ["Waiter", "Waiters"]
+
+
+@final
+class Waiter:
+    """What the calls waiting for one job wait on, and the info the job ended with."""
+
+    __slots__ = ("_event", "final", "users", "woken")
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None  # made only when somebody has to wait
+        self.woken = False
+        #: The job's info at its end, kept because the record may be gone by the time
+        #: a waiter reads the store again (``retention``, ``cleanup``, another manager).
+        self.final: JobInfo | None = None
+        self.users = 0  # calls waiting on it now
+
+    def set(self) -> None:
+        """Wake every call waiting, now and later."""
+        self.woken = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Until :meth:`set` (at once if it was called already)."""
+        if self.woken:
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
+@final
+class Waiters:
+    """Waiters by job id. Invariant: every waiter in ``_by_id`` has ``users > 0``."""
+
+    __slots__ = ("_by_id",)
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Waiter] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_id)
+
+    def join(self, job_id: str) -> Waiter:
+        """Wait for *job_id* (pair with :meth:`leave`)."""
+        waiter = self._by_id.get(job_id)
+        if waiter is None:
+            waiter = self._by_id[job_id] = Waiter()
+        waiter.users += 1
+        return waiter
+
+    def leave(self, job_id: str, waiter: Waiter) -> None:
+        """One call stopped waiting (woken, timed out or cancelled)."""
+        waiter.users -= 1
+        if not waiter.users and self._by_id.get(job_id) is waiter:
+            del self._by_id[job_id]
+
+    def wake(self, job_id: str, final: JobInfo | None) -> None:
+        """The job ended (*final* is its info, if known): wake every call waiting for it."""
+        waiter = self._by_id.pop(job_id, None)
+        if waiter is not None:
+            waiter.final = final
+            waiter.set()
+
+    def wake_all(self) -> None:
+        """The manager closed: nobody waits any longer."""
+        for waiter in self._by_id.values():
+            waiter.set()
+        self._by_id.clear()
