@@ -15,6 +15,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from anyjob._checkpoint import checkpoint_function
 from anyjob._events import EventStream
 from anyjob._exceptions import JobError, JobNotFoundError, JobStateError, ManagerClosedError, StoreError
 from anyjob._ids import new_id
@@ -165,7 +166,9 @@ class JobManager:
         shutdown_timeout: float | timedelta = 10.0,
     ) -> None:
         if store is None:
-            store = MemoryStore()
+            import anyjob._manager as _pkg  # TEMP-HACK
+
+            store = getattr(_pkg, "_default_store", MemoryStore)()
         elif not isinstance(store, Store):
             msg = f"store must implement anyjob.stores.Store, not {type(store).__name__}"
             raise TypeError(msg)
@@ -254,6 +257,7 @@ class JobManager:
             msg = f"could not open the store {store!r}: {exc}"
             raise StoreError(msg) from exc
         context = contextvars.copy_context()
+        self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
         tg = anyio.create_task_group()
         await tg.__aenter__()  # nothing fails from here on: the group is always left in __aexit__
         self._tg = tg
@@ -451,7 +455,7 @@ class JobManager:
         self._refuse("get a job's status", queries=True)
         entry = self._recorder.entries.get(id)
         if entry is not None:
-            await anyio.lowlevel.checkpoint()
+            await self._sink.checkpoint()
             return entry.record.state
         info = await self._sink.get(id)
         return None if info is None else info.state
@@ -483,10 +487,10 @@ class JobManager:
                 await waiter.wait()
         finally:
             waiters.leave(id, waiter)
-        if waiter.final is not None:
-            return waiter.final
         latest = await self._sink.get(id)
-        return info if latest is None else latest
+        if latest is not None:
+            return latest
+        return waiter.final or info  # deleted meanwhile: the info it ended with
 
     async def list(
         self,

@@ -13,6 +13,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from anyjob._checkpoint import Checkpoint
 from anyjob._executor import Executor
 from anyjob._job import Job, new_cancel_scope
 from anyjob._manager._entry import Entry, Worker
@@ -82,10 +83,12 @@ class WorkerPool:
         "_sink",
         "_tg",
         "_wakeup",
+        "checkpoint",
         "executing",
         "idle",
         "limit",
         "ready",
+        "spinning",
         "starting",
         "starts",
         "workers",
@@ -101,8 +104,10 @@ class WorkerPool:
         self._context = contextvars.Context()
         self._closed = False
         self._wakeup = Signal()
+        self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
         self.workers = 0
         self.idle = 0
+        self.spinning = 0
         self.starting = 0
         self.executing = 0
         self.starts = 0
@@ -125,6 +130,8 @@ class WorkerPool:
     def push(self, entry: Entry) -> None:
         """Queue *entry* to start as soon as a worker is free."""
         self.ready.push(entry)
+        if self.spinning:
+            return  # a worker looks again at its next step (and wakes another if more wait)
         if self.idle:
             self._wakeup.fire()
         elif not self.starting:
@@ -191,12 +198,24 @@ class WorkerPool:
         """
         recorder = self._recorder
         done_in_a_row = 0
+        spun = False
         while True:
             entry = self._next()
             if entry is None:
                 recorder.drained.fire()
                 if self._closed or self.idle >= MAX_IDLE_WORKERS:
                     return _STOPPED
+                if not spun:
+                    # One schedule point before idling: a submitter (whose submit is a
+                    # checkpoint too) queues its next job meanwhile, and this worker takes
+                    # it without the cost of an Event per job.
+                    spun = True
+                    self.spinning += 1
+                    try:
+                        await self.checkpoint()
+                    finally:
+                        self.spinning -= 1
+                    continue
                 self.idle += 1
                 try:
                     await self._wakeup.wait()
@@ -204,10 +223,13 @@ class WorkerPool:
                     self.idle -= 1
                 done_in_a_row = 0
                 continue
-            if self.ready and self.workers - self.executing <= 1:
-                # No other worker is free (idle, starting, or between two jobs): keep a
-                # spare coming, so that if this job blocks, the next one still starts.
-                self._spawn()
+            spun = False
+            if self.ready:  # more wait: if this job blocks, the next one still starts
+                if self.idle:
+                    self._wakeup.fire()
+                elif self.workers - self.executing <= 1:
+                    # No other worker is free (starting, or between two jobs): keep a spare coming.
+                    self._spawn()
             if self._claims and not await self._claim(entry):
                 continue
             spec = worker.spec = entry.spec

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Final, final
 
+import attrs
+
 from anyjob._job import Context, Job, error_text
 from anyjob._manager._entry import Entry, Worker
 from anyjob._manager._publisher import Publisher
 from anyjob._manager._sink import Sink
 from anyjob._manager._waiters import Waiters
-from anyjob._records import JobRecord, check_json_safe
+from anyjob._records import JobInfo, JobRecord, check_json_safe
 from anyjob._records import now_timestamp as _now
 from anyjob._signal import Signal
 from anyjob._state import State
@@ -38,10 +40,23 @@ def _become(record: JobRecord, new: State) -> None:
     record.state = new
 
 
-def _unstorable(error: Exception) -> ValueError:
-    failure = ValueError(f"the job's result could not be stored: {error}")
+def _unstorable(error: TypeError | ValueError) -> Exception:
+    """The error a job ends with when its result cannot be stored (of the same type as *error*)."""
+    failure = type(error)(f"the job's result could not be stored: {error}")
     failure.__cause__ = error
     return failure
+
+
+def _detached_info(record: JobRecord) -> JobInfo:
+    """A snapshot of *record* sharing no list or dict with it (waiters may keep it)."""
+    info = record.info()
+    if isinstance(info.params, list | dict) or isinstance(info.result, list | dict):
+        info = attrs.evolve(
+            info,
+            params=check_json_safe(info.params, "params"),
+            result=check_json_safe(info.result, "result"),
+        )
+    return info
 
 
 @final
@@ -227,7 +242,7 @@ class Recorder:
             self._sink.changed(entry)
         self._publisher.record(record, progress=False)
         if self._waiters:
-            self._waiters.wake(record.id, record.info())
+            self._waiters.wake(record.id, _detached_info(record))
         self.drained.fire()
         if emit and _hooks.active:
             started = record.started

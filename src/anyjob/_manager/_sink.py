@@ -16,6 +16,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 
+from anyjob._checkpoint import Checkpoint
 from anyjob._exceptions import StoreError
 from anyjob._manager._entry import Entry
 from anyjob._records import JobInfo, JobRecord
@@ -46,6 +47,8 @@ class Sink(Protocol):
 
     #: Whether a worker must :meth:`claim` a job before starting it.
     claims: bool
+    #: The running backend's checkpoint (set when the manager is entered).
+    checkpoint: Checkpoint
 
     async def insert(self, record: JobRecord) -> None:
         """Store a new record (a checkpoint first: cancelled, nothing is stored)."""
@@ -92,16 +95,18 @@ class Sink(Protocol):
 class MemorySink:
     """In place over a :class:`~anyjob.stores.MemoryStore`: the records are the store's."""
 
-    __slots__ = ("_origin", "_store")
+    __slots__ = ("_origin", "_store", "checkpoint")
 
     claims = False
 
     def __init__(self, store: MemoryStore, origin: str) -> None:
         self._store = store
         self._origin = origin
+        #: The running backend's checkpoint, set when the manager is entered.
+        self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
 
     async def insert(self, record: JobRecord) -> None:
-        await anyio.lowlevel.checkpoint()
+        await self.checkpoint()
         self._store.insert_now(record)  # the store and the entry share this record
 
     def started(self, entry: Entry) -> None:
@@ -122,14 +127,14 @@ class MemorySink:
         return True  # pragma: no cover - claims is False: never called
 
     async def settle(self) -> None:
-        await anyio.lowlevel.checkpoint()
+        await self.checkpoint()
 
     async def get(self, job_id: str) -> JobInfo | None:
-        await anyio.lowlevel.checkpoint()
+        await self.checkpoint()
         return self._store.get_now(job_id)
 
     async def record(self, job_id: str) -> JobRecord | None:
-        await anyio.lowlevel.checkpoint()
+        await self.checkpoint()
         return self._store.record_now(job_id)
 
     async def requeue(self, job_id: str, fields: dict[str, Any], expect: frozenset[State]) -> bool:
@@ -152,7 +157,7 @@ class BatchSink:
     stored (read your writes).
     """
 
-    __slots__ = ("_dirty", "_lock", "_origin", "_refused", "_store", "_wakeup")
+    __slots__ = ("_dirty", "_lock", "_origin", "_refused", "_store", "_wakeup", "checkpoint")
 
     claims = True
 
@@ -163,6 +168,7 @@ class BatchSink:
         self._dirty: dict[str, Entry] = {}
         self._wakeup = Signal()
         self._lock: anyio.Lock | None = None
+        self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
 
     def __len__(self) -> int:
         return len(self._dirty)
@@ -185,7 +191,7 @@ class BatchSink:
     async def settle(self) -> None:
         lock = self._lock
         if not self._dirty and (lock is None or not lock.locked()):
-            await anyio.lowlevel.checkpoint()
+            await self.checkpoint()
             return
         await self.flush()
 
