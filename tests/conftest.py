@@ -23,6 +23,8 @@ import pytest
 from anyjob import instrumentation
 from anyjob._executor import TestingMode, set_testing_mode
 
+pytest_plugins = ["pytester"]  # tests/manager/test_store_fixture.py runs pytest on this conftest
+
 STORE_KINDS = ("memory", "protocol", "sqlite", "postgres")
 
 
