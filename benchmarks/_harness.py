@@ -149,6 +149,7 @@ def compare(title: str, competitors: Sequence[Competitor], *, n: int, rounds: in
         msg = f"rounds must be at least {MIN_ROUNDS} for a spread worth printing, got {rounds}"
         raise ValueError(msg)
     samples: dict[str, list[float]] = {c.name: [] for c in competitors}
+    began = time.perf_counter()
     for round_ in range(rounds):
         order = competitors if round_ % 2 == 0 else list(reversed(competitors))
         for competitor in order:
@@ -166,7 +167,7 @@ def compare(title: str, competitors: Sequence[Competitor], *, n: int, rounds: in
     width = max(len(c.name) for c in competitors)
     print(
         f"\n{title}\n  (n={n:,}, {rounds} rounds alternating, {clock_name()} time; "
-        "median (min-max) over rounds)"
+        f"median (min-max) over rounds; took {time.perf_counter() - began:.0f} s)"
     )
     for result in results:
         ratio = "baseline" if result is results[0] else f"ratio {result.ratio.format()}"

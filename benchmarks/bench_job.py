@@ -44,16 +44,18 @@ async def trio_tasks(n: int) -> None:
             nursery.start_soon(work)
 
 
-def compare_run(n: int, rounds: int, config: Config) -> list[Result]:
+def compare_run(n: int, rounds: int, config: Config, *, references: bool = False) -> list[Result]:
     """``Job(fn).run()`` one after another against ``await asyncio.create_task(...)``."""
+    competitors = [
+        Competitor("await asyncio.create_task(f())", bare_tasks),
+        Competitor("await anyjob.Job(fn).run()", jobs, config=config),
+    ]
+    if references:
+        competitors.append(Competitor("  ...jobs built beforehand", jobs_prebuilt, config=config))
     return compare(
         "Job(fn).run() one after another vs await asyncio.create_task() one after another "
         f"({DESCRIPTIONS[config]})",
-        [
-            Competitor("await asyncio.create_task(f())", bare_tasks),
-            Competitor("await anyjob.Job(fn).run()", jobs, config=config),
-            Competitor("  ...jobs built beforehand", jobs_prebuilt, config=config),
-        ],
+        competitors,
         n=n,
         rounds=rounds,
     )
@@ -61,7 +63,7 @@ def compare_run(n: int, rounds: int, config: Config) -> list[Result]:
 
 def headline(n: int, rounds: int) -> Target:
     """The default-configuration target row, then trio for information."""
-    results = compare_run(n, rounds, "default")
+    results = compare_run(n, rounds, "default", references=True)
     target = report_target(
         Target("Job(fn).run() one after another vs create_task + await", results[1].ratio, 1.0)
     )

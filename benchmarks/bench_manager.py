@@ -88,10 +88,10 @@ def compare_left(n: int, rounds: int, config: Config, *, references: bool) -> li
     competitors = [
         Competitor("asyncio.TaskGroup, n tasks", task_group),
         Competitor("anyjob.JobManager(), n submits, then left", manager, config=config),
-        Competitor("  ...JobManager(max_concurrency=100)", manager_limited, config=config),
     ]
     if references:
         competitors += [
+            Competitor("  ...JobManager(max_concurrency=100)", manager_limited, config=config),
             Competitor("aiojobs.Scheduler() (its defaults), for reference", aiojobs_scheduler),
         ]
     return compare(

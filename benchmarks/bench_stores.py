@@ -37,7 +37,7 @@ def _postgres_reachable() -> str | None:
     return None
 
 
-def main(n: int = 5_000) -> None:
+def main(n: int = 1_000) -> None:
     """Time *n* submits, then the manager left, over SQLiteStore and (if reachable) PostgresStore."""
     print(
         f"\nFor information: {n:,} trivial jobs through JobManager over a durable store "
