@@ -35,6 +35,9 @@ def test_needs_postgres():
     pass
 """
 
+# hypothesis's plugin spends seconds in the inner run's terminal summary: the inner run needs none of it.
+_INNER_OPTIONS = ("--strict-markers", "-p", "no:hypothesispytest")
+
 
 @pytest.fixture
 def suite_without_postgres(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
@@ -49,7 +52,7 @@ def test_postgres_tests_skip_with_the_reason_when_the_server_is_down(
     suite_without_postgres: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CI", raising=False)
-    result = suite_without_postgres.runpytest_inprocess("-rs", "--strict-markers")
+    result = suite_without_postgres.runpytest_inprocess("-rs", *_INNER_OPTIONS)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no PostgreSQL at postgresql://postgres@127.0.0.1:1/test*"])
 
@@ -58,7 +61,7 @@ def test_postgres_tests_fail_in_ci_when_the_server_is_down(
     suite_without_postgres: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CI", "true")
-    result = suite_without_postgres.runpytest_inprocess("--strict-markers")
+    result = suite_without_postgres.runpytest_inprocess(*_INNER_OPTIONS)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*CI=true, so PostgreSQL tests must run, not skip*"])
     assert result.ret != 0
