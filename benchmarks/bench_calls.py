@@ -47,6 +47,7 @@ ROWS: list[tuple[str, Scenario, Config]] = [
     ("  ...hooks silenced with set_hooks([])", bench_manager.manager_wait_each, "silenced"),
     ("await asyncio.create_task(f()) one after another", bench_job.bare_tasks, "default"),
     ("await Job(fn).run() one after another", bench_job.jobs, "default"),
+    ("  ...hooks silenced with set_hooks([])", bench_job.jobs, "silenced"),
 ]
 
 
