@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final, final
 
 import anyio.lowlevel
@@ -103,15 +103,34 @@ class MemoryStore:
 
     Besides the :class:`~anyjob.stores.Store` protocol it has an in-process fast
     path for a :class:`~anyjob.JobManager`, which shares its records with the store
-    and writes them in place: :meth:`insert_now`, :meth:`reindex`,
-    :meth:`reindex_later`, :meth:`notify`, :meth:`record_now`, :meth:`get_now`
+    and writes them in place: :meth:`insert_now`, :attr:`reindex`,
+    :attr:`reindex_later`, :meth:`notify`, :meth:`record_now`, :meth:`get_now`
     and :meth:`state_now`. Nothing there awaits.
     """
 
+    reindex: Final[Callable[[JobRecord, State], None]]
+    """``reindex(record, old_state)``: re-index *record* after its state changed in place.
+
+    The in-process fast path of a :class:`~anyjob.JobManager`, which writes the
+    record it shares with this store directly; *old_state* must not be a done
+    state (runs only move forward). Other writers use :meth:`apply`.
+    """
+
+    reindex_later: Final[Callable[[JobRecord, State], None]]
+    """``reindex_later(record, old_state)``: :attr:`reindex`, put off until the next read or write.
+
+    A job that starts and ends without yielding then moves once, from CREATED
+    straight to its end, instead of twice; nobody can look at the indexes in
+    between without going through a method that settles first.
+    """
+
     def __init__(self) -> None:
-        self._index = Index()
-        self._records = self._index.records  # the same dict (read by older managers)
+        index = self._index = Index()
+        self._records = index.records  # the same dict (read by older managers)
         self._feeds: list[_MemoryFeed] = []
+        # The index's own methods, not wrappers: one call less per job for each.
+        self.reindex = index.move
+        self.reindex_later = index.move_later
 
     def __repr__(self) -> str:
         return f"<MemoryStore records={len(self._records)}>"
@@ -134,24 +153,6 @@ class MemoryStore:
         feeds = self._feeds
         if feeds and (len(feeds) > 1 or feeds[0].origin != record.owner):
             self._publish(record, record.owner)
-
-    def reindex(self, record: JobRecord, old_state: State) -> None:
-        """Re-index *record* (owned by this store) after its state changed from *old_state* in place.
-
-        The in-process fast path of a :class:`~anyjob.JobManager`, which writes the
-        record it shares with this store directly; *old_state* must not be a done
-        state (runs only move forward). Other writers use :meth:`apply`.
-        """
-        self._index.move(record, old_state)
-
-    def reindex_later(self, record: JobRecord, old_state: State) -> None:
-        """:meth:`reindex`, put off until the next read or write of the indexes.
-
-        A job that starts and ends without yielding then moves once, from
-        CREATED straight to its end, instead of twice; nobody can look at the
-        indexes in between without going through a method that settles first.
-        """
-        self._index.move_later(record, old_state)
 
     def notify(self, record: JobRecord, origin: str) -> None:
         """Tell the feeds of origins other than *origin* that *record* changed (fast path).
