@@ -1,16 +1,130 @@
-"""Run every benchmark: ``python -m benchmarks`` (or ``make bench``)."""
+"""Run the benchmarks: ``python -m benchmarks [SECTION] [--quick] [--clock cpu|wall]``.
+
+Sections (default ``all``, what ``make bench`` runs):
+
+* ``manager``: the four default-configuration targets of issue 8 (manager left vs
+  ``asyncio.TaskGroup``, ``wait(id)`` each vs ``create_task`` + ``await``, ``Job(fn).run()``
+  vs ``await asyncio.create_task()``, bytes per finished job), trio and aiojobs for
+  information, calls per job, then the silenced rows; a PASS/FAIL summary at the end;
+* ``all``: ``manager``, then the Executor, flat memory with retention, the durable stores
+  and (in a subprocess) the rows with structlog configured;
+* ``tuned``: only the structlog-configured rows (run in a process of their own).
+
+``--quick`` runs everything with tiny sizes (the smoke test uses it): the figures then
+mean nothing, only that the code runs.
+"""
 
 from __future__ import annotations
 
-from benchmarks import bench_executor, bench_job, bench_manager
+import argparse
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import structlog
+
+import anyjob
+from benchmarks import (
+    bench_calls,
+    bench_executor,
+    bench_job,
+    bench_manager,
+    bench_memory,
+    bench_stores,
+    bench_tuned,
+)
+from benchmarks._harness import MIN_ROUNDS, Target, clock_name, use_clock
+
+FULL = {
+    "n": 100_000,
+    "rounds": MIN_ROUNDS,
+    "calls": 10_000,
+    "bytes": 100_000,
+    "executor": 20_000,
+    "million": 1_000_000,
+    "stores": 1_000,
+}
+QUICK = {
+    "n": 300,
+    "rounds": MIN_ROUNDS,
+    "calls": 300,
+    "bytes": 300,
+    "executor": 100,
+    "million": 3_000,
+    "stores": 30,
+}
 
 
-def main() -> None:
-    """Run all benchmarks in one process and print their comparisons."""
-    bench_job.main()
-    bench_executor.main()
-    bench_manager.main()
+def _header() -> None:
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("anyjob", "anyio", "trio", "structlog")
+    )
+    print(
+        f"anyjob benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
+        f"{versions}, {os.cpu_count()} CPUs, {clock_name()} time"
+    )
+    print(f"anyjob imported from {Path(anyjob.__file__).parent}")
+
+
+def manager_section(sizes: dict[str, int]) -> list[Target]:
+    """The issue's four targets in the default configuration, then the silenced rows."""
+    n, rounds = sizes["n"], sizes["rounds"]
+    targets = bench_manager.headline(n, rounds)
+    targets.append(bench_job.headline(n, rounds))
+    targets.append(bench_memory.bytes_per_finished_job(sizes["bytes"]))
+    bench_calls.main(sizes["calls"])
+    bench_manager.silenced(n, rounds)
+    bench_job.silenced(n, rounds)
+    return targets
+
+
+def summary(title: str, targets: list[Target]) -> None:
+    print(f"\n{title}")
+    for target in targets:
+        print(f"  {target.line()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("section", nargs="?", default="all", choices=["all", "manager", "tuned"])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, nothing more")
+    parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"], help="what to time (default: cpu)")
+    args = parser.parse_args(argv)
+    use_clock(args.clock)
+    sizes = QUICK if args.quick else FULL
+    if args.section == "tuned":
+        bench_tuned.main(sizes["n"], sizes["rounds"])
+        return 0
+    if structlog.is_configured():  # pragma: no cover - a guard, the harness checks too
+        raise RuntimeError("the headline figures need structlog unconfigured in this process")
+    _header()
+    began, began_cpu = time.perf_counter(), time.process_time()
+    targets = manager_section(sizes)
+    executor: list[Target] = []
+    if args.section == "all":
+        executor = bench_executor.main(sizes["executor"], sizes["rounds"])
+        bench_memory.flat_memory(sizes["million"], max(sizes["million"] // 10, 1))
+        bench_stores.main(sizes["stores"])
+        bench_tuned.in_subprocess([*(["--quick"] if args.quick else []), "--clock", args.clock])
+    summary(
+        "Targets of issue 8, default configuration (hooks as shipped, structlog unconfigured), "
+        "one run; median (min-max) over rounds:",
+        targets,
+    )
+    if executor:
+        summary("Target of issue 3 (Executor), default configuration:", executor)
+    print(
+        f"\nThis run took {time.perf_counter() - began:.0f} s wall, {time.process_time() - began_cpu:.0f} s "
+        "CPU in this process"
+        + (" (the structlog-configured subprocess not counted)" if args.section == "all" else "")
+    )
+    if args.quick:
+        print("\n(--quick: tiny sizes, the figures above mean nothing)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

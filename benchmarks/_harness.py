@@ -1,22 +1,84 @@
-"""A small harness: competitors run side by side in one process, interleaved, median of rounds.
+"""A small harness: competitors run side by side in one process, alternating, over several rounds.
 
-Each competitor is an async callable ``run(n)`` doing ``n`` operations. Rounds
-alternate between competitors so drift (CPU frequency, other load) affects all
-alike; the figure per competitor is the median time per operation, and the
-ratio is against the first competitor (the baseline).
+Each competitor is an async callable ``run(n)`` doing ``n`` operations. Every round
+times each competitor once (in a fresh event loop, after a short warm-up); the order
+is reversed every other round, so drift (CPU frequency, other load) and order effects
+fall on every side alike. A competitor's figure is its median time per operation over
+the rounds, with the fastest and slowest round beside it; its ratio is computed round
+by round against the first competitor (the baseline) of the same round, and reported
+the same way: median (min-max).
+
+Time is the benchmark process's CPU time (``time.process_time``) by default: these loops
+are single-threaded and never wait for I/O, so on an idle machine it equals wall time, and
+on a shared one other processes' load does not count. ``use_clock("wall")`` (the command's
+``--clock wall``) times with ``time.perf_counter`` instead.
+
+Every anyjob competitor names the configuration it runs in, and the harness checks it
+before every sample, so a label cannot lie (the code a user would write instead has
+none, shown as ``-``):
+
+* ``default``: what a new user has: anyjob's hooks as shipped (one ``StructlogHook``)
+  and structlog never configured in this process;
+* ``silenced``: the same, with ``instrumentation.set_hooks([])`` for that sample only;
+* ``tuned``: structlog configured by the application (only in the subprocess that
+  ``benchmarks.bench_tuned`` runs in), hooks as shipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Literal
 
 import anyio
 import attrs
+import structlog
+
+from anyjob import instrumentation
 
 Runner = Callable[[int], Awaitable[None]]
+Config = Literal["default", "silenced", "tuned"]
+
+MIN_ROUNDS = 5
+
+_clocks: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
+_clock = _clocks["cpu"]
+
+
+def use_clock(name: str) -> None:
+    """Time with ``"cpu"`` (process CPU time, the default) or ``"wall"`` (``perf_counter``)."""
+    global _clock
+    _clock = _clocks[name]
+
+
+def clock_name() -> str:
+    return next(name for name, clock in _clocks.items() if clock is _clock)
+
+
+@attrs.frozen
+class Spread:
+    """A median with the smallest and largest value it was taken from."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
+    def format(self, digits: int = 2, unit: str = "") -> str:
+        return f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f})"
+
+
+DESCRIPTIONS: dict[Config, str] = {
+    "default": "default configuration: hooks as shipped, structlog unconfigured",
+    "silenced": "hooks silenced with set_hooks([]), structlog unconfigured",
+    "tuned": "hooks as shipped, structlog configured to filter below WARNING, cached loggers",
+}
 
 
 @attrs.frozen
@@ -24,47 +86,121 @@ class Competitor:
     name: str
     run: Runner
     backend: str = "asyncio"
-    setup: Callable[[], object] | None = None
-    teardown: Callable[[], object] | None = None
+    #: None for the code a user would write instead (no anyjob in it: nothing to check).
+    config: Config | None = None
 
 
 @attrs.frozen
 class Result:
     name: str
-    per_op_us: float
-    ratio: float
+    config: Config | None
+    per_op_us: Spread
+    ratio: Spread
+
+
+def _is_default_hooks() -> bool:
+    hooks = instrumentation.get_hooks()
+    return len(hooks) == 1 and type(hooks[0]) is instrumentation.StructlogHook
+
+
+@contextlib.contextmanager
+def configuration(config: Config) -> Iterator[None]:
+    """Check (and for ``silenced``, apply) *config* around one sample."""
+    if not _is_default_hooks():
+        msg = f"a {config!r} sample needs anyjob's hooks as shipped, found {instrumentation.get_hooks()!r}"
+        raise RuntimeError(msg)
+    if config == "tuned":
+        if not structlog.is_configured():
+            raise RuntimeError("a 'tuned' sample needs structlog configured (run it through bench_tuned)")
+        yield
+        return
+    if structlog.is_configured():
+        msg = f"a {config!r} sample needs structlog unconfigured, but this process configured it"
+        raise RuntimeError(msg)
+    if config == "default":
+        yield
+        return
+    saved = instrumentation.get_hooks()
+    instrumentation.set_hooks([])
+    try:
+        yield
+    finally:
+        instrumentation.set_hooks(saved)
 
 
 def _time_one(competitor: Competitor, n: int) -> float:
     async def main() -> float:
         await competitor.run(max(n // 20, 1))  # warm up
         gc.collect()
-        start = time.perf_counter()
+        clock = _clock
+        start = clock()
         await competitor.run(n)
-        return time.perf_counter() - start
+        return clock() - start
 
-    if competitor.setup is not None:
-        competitor.setup()
-    try:
+    if competitor.config is None:
         return anyio.run(main, backend=competitor.backend)
-    finally:
-        if competitor.teardown is not None:
-            competitor.teardown()
+    with configuration(competitor.config):
+        return anyio.run(main, backend=competitor.backend)
 
 
-def compare(title: str, competitors: Sequence[Competitor], *, n: int, rounds: int = 5) -> list[Result]:
-    """Run every competitor ``rounds`` times (interleaved) and print per-op medians and ratios."""
+def compare(title: str, competitors: Sequence[Competitor], *, n: int, rounds: int) -> list[Result]:
+    """Time every competitor ``rounds`` times, alternating, and print medians, spreads and ratios."""
+    if rounds < MIN_ROUNDS:
+        msg = f"rounds must be at least {MIN_ROUNDS} for a spread worth printing, got {rounds}"
+        raise ValueError(msg)
     samples: dict[str, list[float]] = {c.name: [] for c in competitors}
-    for _ in range(rounds):
-        for competitor in competitors:
+    began = time.perf_counter()
+    for round_ in range(rounds):
+        order = competitors if round_ % 2 == 0 else list(reversed(competitors))
+        for competitor in order:
             samples[competitor.name].append(_time_one(competitor, n) / n * 1e6)
-    base = statistics.median(samples[competitors[0].name])
+    base = samples[competitors[0].name]
     results = [
-        Result(c.name, statistics.median(samples[c.name]), statistics.median(samples[c.name]) / base)
+        Result(
+            c.name,
+            c.config,
+            Spread.of(samples[c.name]),
+            Spread.of([t / b for t, b in zip(samples[c.name], base, strict=True)]),
+        )
         for c in competitors
     ]
     width = max(len(c.name) for c in competitors)
-    print(f"\n{title}  (n={n:,}, median of {rounds} rounds)")
+    print(
+        f"\n{title}\n  (n={n:,}, {rounds} rounds alternating, {clock_name()} time; "
+        f"median (min-max) over rounds; took {time.perf_counter() - began:.0f} s)"
+    )
     for result in results:
-        print(f"  {result.name:<{width}}  {result.per_op_us:8.2f} µs/op   ratio {result.ratio:5.2f}")
+        ratio = "baseline" if result is results[0] else f"ratio {result.ratio.format()}"
+        config = result.config or "-"
+        print(f"  {result.name:<{width}}  [{config:<8}]  {result.per_op_us.format(2, ' µs')}  {ratio}")
     return results
+
+
+@attrs.frozen
+class Target:
+    """One figure of the issue's targets: its median must be at most ``limit``."""
+
+    label: str
+    figure: Spread
+    limit: float
+    unit: str = "x"
+    digits: int = 2
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.figure.median <= self.limit
+
+    def line(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        note = f"  [{self.note}]" if self.note else ""
+        return (
+            f"{verdict}  {self.label}: target <= {self.limit:g}{self.unit}, "
+            f"median {self.figure.format(self.digits, self.unit)}{note}"
+        )
+
+
+def report_target(target: Target) -> Target:
+    """Print *target* right away (its section) and hand it back for the summary."""
+    print(f"  -> {target.line()}")
+    return target

@@ -1,28 +1,25 @@
-"""Job.run versus a bare asyncio task: what does tracking and cancellability cost?
+"""Job.run versus a bare asyncio task: what do tracking and cancellability cost?
 
-Target (issue 2): ``await Job(fn).run()`` one after another costs at most 1.25x
-``await asyncio.create_task(coro())`` one after another.
+Target (issue 8, default configuration): ``await Job(fn).run()`` one after another costs
+at most 1.0x ``await asyncio.create_task(coro())`` one after another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
-import structlog
 import trio
 
 import anyjob
-from anyjob import instrumentation
-from benchmarks._harness import Competitor, Result, compare
+from benchmarks._harness import DESCRIPTIONS, Competitor, Config, Result, Target, compare, report_target
 
 
-async def work() -> int:
-    return 1
+async def work() -> None:
+    return None
 
 
-async def job_work(ctx: anyjob.Context) -> int:
-    return 1
+async def job_work(ctx: anyjob.Context) -> None:
+    return None
 
 
 async def bare_tasks(n: int) -> None:
@@ -47,56 +44,50 @@ async def trio_tasks(n: int) -> None:
             nursery.start_soon(work)
 
 
-def _silence() -> None:
-    instrumentation.set_hooks([])
-
-
-def production_logging() -> None:
-    """The default hook, with structlog configured the way applications do."""
-    # What an application typically does: structlog filtering below WARNING.
-    instrumentation.reset_hooks()
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        cache_logger_on_first_use=True,
+def compare_run(n: int, rounds: int, config: Config, *, references: bool = False) -> list[Result]:
+    """``Job(fn).run()`` one after another against ``await asyncio.create_task(...)``."""
+    competitors = [
+        Competitor("await asyncio.create_task(f())", bare_tasks),
+        Competitor("await anyjob.Job(fn).run()", jobs, config=config),
+    ]
+    if references:
+        competitors.append(Competitor("  ...jobs built beforehand", jobs_prebuilt, config=config))
+    return compare(
+        "Job(fn).run() one after another vs await asyncio.create_task() one after another "
+        f"({DESCRIPTIONS[config]})",
+        competitors,
+        n=n,
+        rounds=rounds,
     )
 
 
-def restore_logging() -> None:
-    """Undo :func:`production_logging`."""
-    instrumentation.reset_hooks()
-    structlog.reset_defaults()
-
-
-def main(n: int = 50_000, rounds: int = 5) -> list[Result]:
-    """Run the comparison and print it."""
-    results = compare(
-        "Job.run() one after another vs asyncio.create_task() awaited one after another",
-        [
-            Competitor("asyncio.create_task + await", bare_tasks),
-            Competitor("anyjob Job(fn).run(), hooks off", jobs, setup=_silence, teardown=restore_logging),
-            Competitor("  ...jobs built beforehand", jobs_prebuilt, setup=_silence, teardown=restore_logging),
-            Competitor(
-                "  ...default hook, structlog >= WARNING",
-                jobs,
-                setup=production_logging,
-                teardown=restore_logging,
-            ),
-        ],
-        n=n,
-        rounds=rounds,
+def headline(n: int, rounds: int) -> Target:
+    """The default-configuration target row, then trio for information."""
+    results = compare_run(n, rounds, "default", references=True)
+    target = report_target(
+        Target("Job(fn).run() one after another vs create_task + await", results[1].ratio, 1.0)
     )
     compare(
-        "For information, on trio: Job.run() vs a nursery per task",
+        f"For information, on trio: Job(fn).run() vs a nursery per task ({DESCRIPTIONS['default']})",
         [
-            Competitor("trio nursery + start_soon", trio_tasks, backend="trio"),
-            Competitor("anyjob Job(fn).run(), hooks off", jobs, "trio", _silence, restore_logging),
+            Competitor("trio nursery + start_soon, one at a time", trio_tasks, backend="trio"),
+            Competitor("await anyjob.Job(fn).run()", jobs, "trio", "default"),
         ],
         n=n,
         rounds=rounds,
     )
-    ratio = results[1].ratio
-    print(f"  -> target: Job.run (hooks off) <= 1.25x a bare task; measured {ratio:.2f}x")
-    return results
+    return target
+
+
+def silenced(n: int, rounds: int) -> list[Result]:
+    """The same comparison with ``set_hooks([])``."""
+    return compare_run(n, rounds, "silenced")
+
+
+def main(n: int = 100_000, rounds: int = 5) -> None:
+    """Run the comparisons and print them."""
+    headline(n, rounds)
+    silenced(n, rounds)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,56 @@
+"""Fixtures and helpers shared by the whole suite.
+
+* ``anyio_backend``: every async test runs on asyncio and trio (``"mock"``: trio with a MockClock).
+* ``store_kind`` / ``make_store``: a test asks for its store; it runs over a MemoryStore, a store
+  reached only through the async protocol (:class:`DelegatingStore`), an SQLiteStore and a
+  PostgresStore (marker ``postgres``).
+* The ``postgres`` marker: such a test skips, with the reason, when the server is down, and fails
+  instead when the environment says ``CI=true`` (CI must not pass by skipping).
+"""
+
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+import pathlib
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import anyio.lowlevel
 import pytest
 
 from anyjob import instrumentation
 from anyjob._executor import TestingMode, set_testing_mode
+
+pytest_plugins = ["pytester"]  # tests/manager/test_store_fixture.py runs pytest on this conftest
+
+STORE_KINDS = ("memory", "protocol", "sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgres: needs the PostgreSQL server at ANYJOB_TEST_POSTGRES"
+        " (skipped when it is down; fails instead when CI=true)",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``postgres`` skip when the server is down, or fail when ``CI=true``."""
+    if item.get_closest_marker("postgres") is None:
+        return
+    reason = postgres_unavailable()
+    if reason is None:
+        return
+    if running_in_ci():
+        pytest.fail(f"{reason}; CI=true, so PostgreSQL tests must run, not skip", pytrace=False)
+    pytest.skip(reason)
+
+
+def running_in_ci() -> bool:
+    """Whether the environment says it is CI (``CI=true``, as GitHub Actions and most CI set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
 @pytest.fixture(
@@ -45,10 +88,10 @@ class DelegatingStore:
     coalesced write path (not the in-process fast path) is what the tests exercise.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, inner: Any = None) -> None:
         from anyjob.stores import MemoryStore
 
-        self.inner = MemoryStore()
+        self.inner = MemoryStore() if inner is None else inner
         self.batches = 0
 
     async def open(self):  # type: ignore[no-untyped-def]
@@ -94,6 +137,11 @@ class DelegatingStore:
     def __len__(self) -> int:
         return len(self.inner)
 
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
 
 POSTGRES_DSN = os.environ.get("ANYJOB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -122,3 +170,52 @@ def drop_postgres_schemas(schemas: list[str]) -> None:
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
         for schema in schemas:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["memory", "protocol", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which kind of store the test runs over (see :func:`make_store`)."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def make_store(store_kind: str, tmp_path: pathlib.Path) -> Iterator[Callable[[], Any]]:
+    """A factory of fresh, empty stores of the kind under test (call it once per store wanted).
+
+    * ``memory``: a MemoryStore (the manager's in-process fast path);
+    * ``protocol``: a :class:`DelegatingStore`, reached only through the async Store protocol
+      (batched, coalesced writes and claims);
+    * ``sqlite``: an SQLiteStore in a new file under ``tmp_path``;
+    * ``postgres``: a PostgresStore in a new schema, dropped after the test.
+
+    Several managers over one store: call the factory once and hand the store to each.
+    SQL stores made here are closed after the test.
+    """
+    from anyjob.stores import MemoryStore, PostgresStore, SQLiteStore
+
+    opened: list[SQLiteStore | PostgresStore] = []
+    schemas: list[str] = []
+    files = itertools.count()
+
+    def make() -> Any:
+        if store_kind == "memory":
+            return MemoryStore()
+        if store_kind == "protocol":
+            return DelegatingStore()
+        store: SQLiteStore | PostgresStore
+        if store_kind == "sqlite":
+            store = SQLiteStore(tmp_path / f"jobs-{next(files)}.db", poll_interval=0.02)
+        elif store_kind == "postgres":
+            schemas.append(f"anyjob_test_{uuid.uuid4().hex[:16]}")
+            store = PostgresStore(POSTGRES_DSN, schema=schemas[-1], poll_interval=0.02)
+        else:  # pragma: no cover - a typo in a parametrization
+            msg = f"unknown store kind {store_kind!r}; expected one of {STORE_KINDS}"
+            raise ValueError(msg)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+    if schemas:
+        drop_postgres_schemas(schemas)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 import weakref
 from datetime import UTC, timedelta
 from decimal import Decimal
@@ -10,10 +11,12 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import anyjob
 from anyjob import Context, Job, JobStateError, State
+from anyjob._job import MAX_TRACEBACK_LENGTH, error_text, error_traceback
 
 pytestmark = pytest.mark.anyio
 
@@ -81,7 +84,7 @@ def test_name_defaults_to_qualname() -> None:
 
 
 def test_bad_construction() -> None:
-    with pytest.raises(TypeError, match="fn must be"):
+    with pytest.raises(TypeError, match=r"Job\(\) needs an async def function"):
         Job(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="id must be a str"):
         Job(returns_42, id=12)  # type: ignore[arg-type]
@@ -196,14 +199,12 @@ async def test_wrap_adapts_a_function_without_context() -> None:
         anyjob.wrap("nope")  # type: ignore[arg-type]
 
 
-async def test_non_awaitable_function_fails_with_type_error() -> None:
+def test_a_sync_function_is_refused_when_the_job_is_made() -> None:
     def sync(ctx: Context) -> int:
         return 1
 
-    job = Job(sync)  # type: ignore[arg-type]
-    await job.run()
-    assert job.state is State.FAILED
-    assert isinstance(job.error, TypeError)
+    with pytest.raises(TypeError, match="must be an async def function taking a Context"):
+        Job(sync)  # type: ignore[arg-type]
 
 
 # -- the Go original's defects --------------------------------------------------
@@ -564,3 +565,136 @@ async def test_jobs_compare_by_identity() -> None:
     assert a != b
     assert len({a, b}) == 2
     assert "returns_42" in repr(a)
+
+
+# -- reports from worker threads ------------------------------------------------------------
+
+
+async def test_reports_from_a_worker_thread_reach_the_job_in_the_loop_thread() -> None:
+    # Before: on asyncio the listener ran in the worker thread (live events lost),
+    # on trio it failed the job.
+    loop_thread = threading.get_ident()
+    seen: list[tuple[int, State, float, str | None]] = []
+
+    def listener(job: Job[Any]) -> None:
+        seen.append((threading.get_ident(), job.state, job.progress, job.message))
+
+    async def fn(ctx: Context) -> None:
+        await anyio.to_thread.run_sync(lambda: ctx.set_progress(0.5, "halfway"))
+        # Delivered before the thread's call returned.
+        assert (job.progress, job.message) == (0.5, "halfway")
+        await anyio.to_thread.run_sync(ctx.set_result, "from a thread")
+        assert job.result == "from a thread"
+
+    job = Job(fn)
+    job._listener = listener
+    await job.run()
+    assert job.state is State.SUCCEEDED, job.error
+    assert (job.progress, job.message, job.result) == (0.5, "halfway", "from a thread")
+    assert (loop_thread, State.RUNNING, 0.5, "halfway") in seen
+    assert {thread for thread, *_ in seen} == {loop_thread}
+
+
+async def test_reports_from_other_threads_raise_a_clear_error_and_leave_the_job_alone() -> None:
+    errors: list[BaseException] = []
+
+    def in_a_plain_thread(ctx: Context) -> None:
+        def report() -> None:
+            try:
+                ctx.set_progress(0.5)
+            except BaseException as exc:  # handed to the test
+                errors.append(exc)
+
+        thread = threading.Thread(target=report)
+        thread.start()
+        thread.join()
+
+    async def fn(ctx: Context) -> str:
+        await anyio.to_thread.run_sync(in_a_plain_thread, ctx)
+        return "done"
+
+    job = Job(fn)
+    await job.run()
+    assert job.state is State.SUCCEEDED
+    assert job.progress == 0.0
+    assert len(errors) == 1
+    assert isinstance(errors[0], RuntimeError)
+    assert "anyio.to_thread.run_sync" in str(errors[0])
+
+
+async def test_reports_from_a_worker_thread_after_the_run_ended_raise_job_state_error() -> None:
+    kept: list[Context] = []
+
+    async def fn(ctx: Context) -> None:
+        kept.append(ctx)
+
+    job = Job(fn)
+    await job.run()
+    with pytest.raises(JobStateError, match="has ended"):
+        await anyio.to_thread.run_sync(kept[0].set_progress, 0.5)
+    with pytest.raises(JobStateError, match="has ended"):
+        await anyio.to_thread.run_sync(kept[0].set_result, 1)
+    with pytest.raises(ValueError, match="progress"):  # checked in the thread, before anything
+        await anyio.to_thread.run_sync(kept[0].set_progress, 10**400)
+    assert (job.progress, job.result) == (0.0, None)
+
+
+# -- error text -------------------------------------------------------------------------
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        msg = "no text for you"
+        raise RuntimeError(msg)
+
+
+def test_error_text_never_raises_and_is_storable() -> None:
+    text = error_text(UnprintableError())
+    assert "UnprintableError" in text
+    assert error_text(ValueError()) == "ValueError"
+    odd = error_text(ValueError("file \udcff.txt\x00end"))
+    assert "\x00" not in odd
+    odd.encode("utf-8")  # no lone surrogate left
+    assert "file" in odd
+    assert "end" in odd
+    long = error_text(ValueError("x" * 100_000))
+    assert len(long) <= 4096
+    assert long.startswith("xxx")
+
+
+async def test_a_job_whose_error_cannot_print_itself_still_reports() -> None:
+    async def fn(ctx: Context) -> None:
+        raise UnprintableError
+
+    job = Job(fn)
+    await job.run()
+    assert job.state is State.FAILED
+    assert "UnprintableError" in (job.stats().error or "")
+
+
+def _raise_deep(depth: int, message: str) -> None:
+    if depth:
+        _raise_deep(depth - 1, message)
+    raise ValueError(message)
+
+
+def test_error_traceback_is_bounded_sanitized_and_never_raises() -> None:
+    try:
+        _raise_deep(3, "bad \udcff byte\x00")
+    except ValueError as exc:
+        text = error_traceback(exc)
+    assert text.startswith("Traceback (most recent call last):")
+    assert "_raise_deep" in text
+    assert "ValueError: bad" in text
+    assert "\x00" not in text
+    text.encode("utf-8")
+    try:
+        _raise_deep(2, "y" * 200_000)
+    except ValueError as exc:
+        big = error_traceback(exc)
+    assert len(big) <= MAX_TRACEBACK_LENGTH
+    assert big.startswith("Traceback")
+    assert "characters left out" in big
+    assert big.rstrip().endswith("y")  # the end, where the error is, is kept
+    assert "UnprintableError" in error_traceback(UnprintableError())
+    assert "ValueError" in error_traceback(ValueError("never raised"))

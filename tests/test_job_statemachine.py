@@ -155,9 +155,14 @@ class JobMachine(RuleBasedStateMachine):
         return self.job.state
 
     @precondition(lambda self: self.job.is_executing)
-    @rule(value=st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2, 2), message=st.text())
+    @rule(
+        value=st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2, 2),
+        message=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=64),
+    )
     def set_progress(self, value: float, message: str) -> None:
-        ctx = Context(self.job, self.job._run_no)
+        # Made in the loop's thread, as a run makes it (a context reports from other threads
+        # through the loop).
+        ctx = self.portal.call(Context, self.job, self.job._run_no)
         before = (self.job.progress, self.job.message)
         if math.isfinite(value) and 0 <= value <= 1:
             self.portal.call(ctx.set_progress, value, message)

@@ -230,6 +230,7 @@ async def test_cancel_requests_and_cleanup(open_store: OpenStore) -> None:
 async def test_feeds_see_other_writers_through_the_database(open_store: OpenStore) -> None:
     mine = open_store()
     other = open_store()  # as another process would
+    await mine.open()  # the feed starts at the change log's position open() read
     feed = mine.subscribe("manager-a")
     await other.insert(record("j1", owner="manager-b"))
     await mine.insert(record("j2", owner="manager-a"))  # its own: not reported

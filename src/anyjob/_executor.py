@@ -18,7 +18,7 @@ from anyjob._exceptions import (
     JobCanceledError,
     JobStateError,
 )
-from anyjob._job import Job, error_text, new_cancel_scope
+from anyjob._job import Job, error_text
 from anyjob._retry import Retry, as_retry
 from anyjob._state import State
 from anyjob._time import to_seconds
@@ -120,7 +120,6 @@ class Executor(Generic[R]):
     # run state
     _running: bool
     _stop_requested: bool
-    _scope: anyio.CancelScope | None
     _finished: anyio.Event | None
     _succeeded_once: bool
     _cooldown_until: float | None
@@ -154,7 +153,6 @@ class Executor(Generic[R]):
         self._once = once
         self._running = False
         self._stop_requested = False
-        self._scope = None
         self._finished = None
         self._succeeded_once = False
         self._cooldown_until = None
@@ -192,6 +190,15 @@ class Executor(Generic[R]):
     def once(self) -> bool:
         """Whether only one successful start is allowed."""
         return self._once
+
+    @property
+    def attempts(self) -> int:
+        """Tries made by the latest start so far (0 before the first); the same as ``stats().attempts``.
+
+        The job stays ``RUNNING`` from a start's first attempt to its last; the job's
+        listener is called when each further attempt begins, and this count says which one it is.
+        """
+        return self._attempts
 
     @property
     def is_running(self) -> bool:
@@ -256,25 +263,29 @@ class Executor(Generic[R]):
         self._attempts = 0
         self._starts += 1
         try:
-            result = await self._attempts_loop(params)
-        except JobCanceledError:
-            raise
-        except Exception as exc:
-            self._failures += 1
-            self._last_error = error_text(exc)
-            raise
+            # One run of the job for the whole start: it stays RUNNING between attempts,
+            # so stop() or job.cancel() at any point ends it CANCELED (CANCELING -> CANCELED).
+            await job._run(params, anyio.TASK_STATUS_IGNORED, self._attempts_loop)
         finally:
             self._running = False
-            self._scope = None
             if self._attempts:
                 self._begin_cooldown()
             finished = self._finished
             if finished is not None:
                 self._finished = None
                 finished.set()
-        self._successes += 1
-        self._succeeded_once = True
-        return result
+        state = job.state
+        if state is State.SUCCEEDED:
+            self._successes += 1
+            self._succeeded_once = True
+            return cast("R", job.result)
+        if state is State.CANCELED:
+            raise self._canceled_error()
+        error = job.error
+        assert isinstance(error, Exception)  # noqa: S101 - a FAILED run ends with the Exception its body raised
+        self._failures += 1
+        self._last_error = error_text(error)
+        raise error
 
     def _canceled_error(self) -> JobCanceledError:
         job = self._job
@@ -284,29 +295,24 @@ class Executor(Generic[R]):
         error.__cause__ = job.error
         return error
 
-    async def _attempt(self, params: Any) -> BaseException | None:
-        """Run one attempt; return its error (``None`` on success).
-
-        Raises JobCanceledError when the attempt was canceled; the caller's
-        cancellation propagates untouched.
-        """
+    async def _attempt(self, *, again: bool) -> Exception | None:
+        """Run one attempt; return its error (``None`` on success)."""
         self._attempts += 1
-        job = self._job
-        await job._run(params, self._timeout, anyio.TASK_STATUS_IGNORED)
-        state = job.state
-        if state is State.SUCCEEDED:
-            return None
-        if state is State.CANCELED or self._stop_requested:
-            raise self._canceled_error()
-        error = job.error
-        assert error is not None  # noqa: S101 - a FAILED job always has its error
-        self._last_error = error_text(error)
+        error = await self._job._try(self._timeout, again=again)
+        if error is not None:
+            self._last_error = error_text(error)
         return error
 
-    async def _attempts_loop(self, params: Any) -> R:
-        error = await self._attempt(params)
+    async def _attempts_loop(self) -> None:
+        """The body of the job's run: every attempt, and the waits between them.
+
+        Returns when an attempt succeeded; raises the error the run ends with.
+        Cancellation (the job's, by stop() or job.cancel(), or the caller's) is
+        never caught here.
+        """
+        error = await self._attempt(again=False)
         if error is None:
-            return cast("R", self._job.result)
+            return
         policy = self._retry
         attempts = self._max_attempts()
         if policy is None or attempts <= 1 or not policy.should_retry(error):
@@ -321,26 +327,19 @@ class Executor(Generic[R]):
             sleep=self._sleep,
             reraise=True,
         )
-        first_error: BaseException | None = error
-        # stop() cancels this scope to interrupt a wait between attempts (during an
-        # attempt it cancels the job instead).
-        scope = self._scope = new_cancel_scope()
-        with scope:
-            async for attempt in retrying:
-                if first_error is not None:
-                    # Replay the try made above so tenacity counts it as attempt 1.
-                    error, first_error = first_error, None
-                else:
-                    error = await self._attempt(params)
-                if error is None:
-                    attempt.retry_state.set_result(None)
-                else:
-                    attempt.retry_state.set_exception((type(error), error, error.__traceback__))
-        if scope.cancelled_caught or self._stop_requested:
-            raise self._canceled_error()
+        first_error: Exception | None = error
+        async for attempt in retrying:
+            if first_error is not None:
+                # Replay the try made above so tenacity counts it as attempt 1.
+                error, first_error = first_error, None
+            else:
+                error = await self._attempt(again=True)
+            if error is None:
+                attempt.retry_state.set_result(None)
+            else:
+                attempt.retry_state.set_exception((type(error), error, error.__traceback__))
         if error is not None:  # pragma: no cover - tenacity re-raises it (reraise=True)
             raise error
-        return cast("R", self._job.result)
 
     def _max_attempts(self) -> int:
         policy = self._retry
@@ -416,12 +415,13 @@ class Executor(Generic[R]):
             True when a start was in progress (it now unwinds and raises
             :class:`~anyjob.JobCanceledError`).
         """
-        if not self._running:
+        if not self._running or self._job.is_done:
+            # Nothing to stop (or the job has just ended, and a listener is told).
             return False
         self._stop_requested = True
-        if not self._job.cancel() and self._scope is not None:
-            # Between attempts (waiting to retry): interrupt the wait.
-            self._scope.cancel()
+        # The job is RUNNING from the first attempt to the last, waits between them
+        # included: canceling it stops whatever is happening now (no-op if CANCELING).
+        self._job.cancel()
         return True
 
     def stats(self) -> ExecutorStats:

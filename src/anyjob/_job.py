@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
-import math
-import numbers
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from threading import get_ident
 from time import perf_counter, time
-from types import MappingProxyType
 from typing import Any, Final, Generic, Protocol, TypeVar, final
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 import anyio.lowlevel
 import attrs
 import structlog
 
 from anyjob._exceptions import JobStateError
+from anyjob._functions import default_name, job_function
 from anyjob._ids import format_id, new_id_value
+from anyjob._limits import (
+    check_id,
+    check_labels,
+    check_message,
+    check_name,
+    check_progress,
+    describe_error,
+    printable_text,
+)
 from anyjob._state import State
 from anyjob.instrumentation import _hooks
 
-__all__ = ["Context", "Job", "JobStats", "Reporter", "wrap"]
+__all__ = [
+    "Context",
+    "Job",
+    "JobStats",
+    "Reporter",
+    "check_labels",  # re-exported from anyjob._limits until the manager imports it from there
+    "error_text",
+    "error_traceback",
+    "wrap",
+]
 
 R = TypeVar("R")
 
@@ -33,7 +51,9 @@ _SUCCEEDED: Final = State.SUCCEEDED
 _FAILED: Final = State.FAILED
 _CANCELED: Final = State.CANCELED
 _ZERO: Final = timedelta(0)
-_EMPTY_LABELS: Final[Mapping[str, str]] = MappingProxyType({})
+#: The longest traceback text :func:`error_traceback` gives, in characters.
+MAX_TRACEBACK_LENGTH: Final = 64 * 1024
+_NO_CUT: Final = 2**62
 
 _logger = structlog.get_logger("anyjob")
 
@@ -76,34 +96,34 @@ def _to_datetime(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
-def _is_real(value: object) -> bool:
-    """A real number other than bool (the rare path: Fraction, Decimal, numpy scalars)."""
-    return not isinstance(value, bool) and isinstance(value, numbers.Real | Decimal)
-
-
 def error_text(error: BaseException) -> str:
-    """The message of *error*, or its type name when the message is empty."""
-    return str(error) or type(error).__qualname__
+    """The message of *error* as storable text; it never raises.
 
-
-def check_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
-    """Validate ``str -> str`` labels and return a read-only copy.
-
-    Raises:
-        TypeError: Not a mapping, or a key or value is not a str.
+    ``str(error)``, or the type's name when that is empty; an ``__str__`` that raises
+    gives a text saying so. NUL characters and lone surrogates are escaped and the
+    text is cut to ``anyjob._limits.MAX_ERROR_LENGTH`` (4096) characters.
     """
-    if labels is None:
-        return _EMPTY_LABELS
-    if not isinstance(labels, Mapping):
-        msg = f"labels must be a mapping of str to str, not {type(labels).__name__}"
-        raise TypeError(msg)
-    copied: dict[str, str] = {}
-    for key, value in labels.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            msg = f"labels must map str to str, got {key!r}: {value!r}"
-            raise TypeError(msg)
-        copied[key] = value
-    return MappingProxyType(copied)
+    return describe_error(error)
+
+
+def error_traceback(error: BaseException) -> str:
+    """The formatted traceback of *error* (causes and contexts included) as storable text.
+
+    It never raises. NUL characters and lone surrogates are escaped; a traceback over
+    :data:`MAX_TRACEBACK_LENGTH` (64 KiB) characters keeps its beginning and its end
+    (where the error itself is) with a line saying how much was left out between.
+    """
+    try:
+        text = "".join(traceback.format_exception(error))
+    except Exception as failure:  # noqa: BLE001 - a user's exception may break formatting
+        text = f"{error_text(error)}\n(the traceback could not be formatted: {type(failure).__qualname__})\n"
+    text = printable_text(text, max_length=_NO_CUT)  # escape only: the cut below keeps both ends
+    if len(text) > MAX_TRACEBACK_LENGTH:
+        head = MAX_TRACEBACK_LENGTH // 4
+        tail = MAX_TRACEBACK_LENGTH - head - 100
+        left_out = len(text) - head - tail
+        text = f"{text[:head]}\n... ({left_out} characters left out) ...\n{text[-tail:]}"
+    return text
 
 
 @final
@@ -170,16 +190,25 @@ class Context:
 
     A context belongs to one run of one job. Reporting through it after that run
     ended raises :class:`~anyjob.JobStateError`.
+
+    :meth:`set_progress` and :meth:`set_result` may also be called from a worker
+    thread started with ``anyio.to_thread.run_sync``: the report is handed to the
+    event loop thread (``anyio.from_thread.run_sync``) and the call returns once it
+    was taken there, so every report arrives, in order, where the job's listeners
+    run. From any other thread they raise ``RuntimeError``.
     """
 
     _job: Reporter
     _run_no: int
     _logger: Any
+    #: The event loop thread the run belongs to (reports from other threads go through it).
+    _thread: int
 
     def __init__(self, job: Reporter, run_no: int) -> None:
         self._job = job
         self._run_no = run_no
         self._logger = None
+        self._thread = get_ident()
 
     @property
     def id(self) -> str:
@@ -221,28 +250,27 @@ class Context:
 
         Args:
             value: A finite number in ``[0, 1]``.
-            message: A short text for people (``None`` keeps the previous message).
+            message: A short text for people (``None`` keeps the previous message);
+                at most 4096 characters, without NUL characters or lone surrogates.
 
         Raises:
             TypeError: *value* is not a real number (``bool`` is refused) or *message*
                 is not a string.
-            ValueError: *value* is NaN, infinite, or outside ``[0, 1]``.
+            ValueError: *value* is NaN, infinite, or outside ``[0, 1]``; *message* is
+                too long or not storable text.
             JobStateError: The run this context belongs to has ended.
+            RuntimeError: Called from a thread that is neither the event loop's nor
+                an anyio worker thread.
 
         A refused value changes nothing: the job carries on as before.
         """
-        cls = type(value)
-        if cls is not float and cls is not int and not _is_real(value):
-            msg = f"progress must be a real number in [0, 1], not {cls.__name__}"
-            raise TypeError(msg)
-        progress = float(value)
-        if not (0.0 <= progress <= 1.0) or math.isnan(progress):
-            msg = f"progress must be a finite number in [0, 1], got {value!r}"
-            raise ValueError(msg)
-        if message is not None and not isinstance(message, str):
-            msg = f"progress message must be a str or None, not {type(message).__name__}"
-            raise TypeError(msg)
-        self._check_current()._report(progress, message)
+        progress = check_progress(value)
+        if message is not None:
+            message = check_message(message)
+        if get_ident() == self._thread:
+            self._check_current()._report(progress, message)
+        else:
+            self._in_loop(self._report_now, progress, message)
 
     def set_result(self, value: Any) -> None:
         """Set the job's result now; it is visible as ``job.result`` while the job runs.
@@ -251,8 +279,33 @@ class Context:
 
         Raises:
             JobStateError: The run this context belongs to has ended.
+            RuntimeError: Called from a thread that is neither the event loop's nor
+                an anyio worker thread.
         """
+        if get_ident() == self._thread:
+            self._check_current()._result = value
+        else:
+            self._in_loop(self._set_result_now, value)
+
+    def _report_now(self, progress: float, message: str | None) -> None:
+        self._check_current()._report(progress, message)
+
+    def _set_result_now(self, value: Any) -> None:
         self._check_current()._result = value
+
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Call *fn* in the event loop thread from a worker thread, and wait for it."""
+        try:
+            anyio.from_thread.run_sync(fn, *args)
+        except JobStateError:
+            raise
+        except RuntimeError as exc:  # not an anyio worker thread, or the loop has finished
+            job = self._job
+            msg = (
+                f"cannot report on job {job.name!r} ({job.id}) from this thread ({exc}); report from "
+                "the event loop, or from a worker thread started with anyio.to_thread.run_sync"
+            )
+            raise RuntimeError(msg) from None
 
 
 @final
@@ -276,8 +329,12 @@ class Job(Generic[R]):
             ``structlog.get_logger("anyjob")``.
 
     Raises:
-        TypeError: *fn* is not callable, or *id*, *name* or *labels* have the wrong type.
-        ValueError: *id* or *name* is empty.
+        TypeError: *fn* is not ``async def fn(ctx)`` (see :func:`anyjob._functions.job_function`:
+            a sync function, a function without arguments, a Policy-decorated function
+            are refused with a message saying what to do), or *id*, *name* or *labels*
+            have the wrong type.
+        ValueError: *id* or *name* is empty, too long or not storable text; *labels*
+            break a limit (see ``anyjob._limits``).
     """
 
     _fn: Callable[[Context], Awaitable[R]]
@@ -313,28 +370,13 @@ class Job(Generic[R]):
         labels: Mapping[str, str] | None = None,
         logger: Any = None,
     ) -> None:
-        if not callable(fn):
-            msg = f"fn must be an async function taking a Context, not {type(fn).__name__}"
-            raise TypeError(msg)
+        self._fn = job_function(fn, what="Job()")
         if id is None:
             # Formatted on first use: most of the cost of an id is the string.
             self._id_value = new_id_value()
-        elif not isinstance(id, str):
-            msg = f"job id must be a str, not {type(id).__name__}"
-            raise TypeError(msg)
-        elif not id:
-            msg = "job id must not be empty"
-            raise ValueError(msg)
-        if name is None:
-            default_name: str = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-            name = default_name
-        elif not isinstance(name, str):
-            msg = f"job name must be a str, not {type(name).__name__}"
-            raise TypeError(msg)
-        elif not name:
-            msg = "job name must not be empty"
-            raise ValueError(msg)
-        self._fn = fn
+        else:
+            id = check_id(id)  # noqa: A001 - the contract's name
+        name = default_name(fn) if name is None else check_name(name)
         self._id = id
         self._name = name
         self._labels = check_labels(labels)
@@ -524,7 +566,7 @@ class Job(Generic[R]):
         ``SystemExit`` are recorded and re-raised. If the caller's scope is
         cancelled, the job ends ``CANCELED`` and the cancellation propagates.
         """
-        await self._run(params, None, task_status)
+        await self._run(params, task_status)
 
     # -- the engine (also driven by Executor) -------------------------------------
 
@@ -568,21 +610,28 @@ class Job(Generic[R]):
     async def _run(
         self,
         params: Any,
-        timeout: float | None,
         task_status: anyio.abc.TaskStatus[None],
+        body: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """One run: RUNNING, the function (or *body*) in the job's cancel scope, then its end.
+
+        *body* (an Executor's attempts) replaces the one call of the function: it
+        calls :meth:`_try` for each attempt and raises the error the run ends with.
+        The job stays RUNNING from its first attempt to its last, so a cancel between
+        two attempts ends it CANCELED like any other (CANCELING -> CANCELED).
+        """
         self._start(params)
         scope = self._scope = new_cancel_scope()
-        if timeout is not None:
-            scope.deadline = anyio.current_time() + timeout
         if self._cancel_requested:  # pragma: no cover - a listener canceled at once
             scope.cancel()
         task_status.started()
-        ctx = Context(self, self._run_no)
         value: Any = None
         try:
             with scope:
-                value = await self._fn(ctx)
+                if body is None:
+                    value = await self._fn(Context(self, self._run_no))
+                else:
+                    await body()
         except Exception as exc:  # noqa: BLE001 - recorded, never lost
             self._end(_CANCELED if self._cancel_requested else _FAILED, exc)
             return
@@ -596,13 +645,54 @@ class Job(Generic[R]):
             raise
         if self._cancel_requested:
             self._end(_CANCELED, None)
-        elif scope.cancelled_caught:
-            error = TimeoutError(f"job {self._name!r} ({self.id}) timed out after {timeout} s")
-            self._end(_FAILED, error)
         else:
             if value is not None:
                 self._result = value
             self._end(_SUCCEEDED, None)
+
+    async def _try(self, timeout: float | None, *, again: bool) -> Exception | None:
+        """One attempt of the running job's function, inside :meth:`_run`'s *body*.
+
+        Args:
+            timeout: Seconds the attempt may take; past it the attempt fails with
+                ``TimeoutError``.
+            again: Not the run's first attempt: the previous attempt's context goes
+                stale and result, error, progress and message start afresh (the
+                listener is told), while the job stays RUNNING.
+
+        Returns:
+            The attempt's error, ``None`` when it succeeded (its value is the result).
+            A cancel of the job, the caller's cancellation and any ``BaseException`` that
+            is not an ``Exception`` propagate, ending the run.
+        """
+        if again:
+            self._run_no += 1
+            self._live_run = self._run_no
+            self._result = None
+            self._error = None
+            self._progress = 0.0
+            self._message = None
+            if self._listener is not None:
+                self._listener(self)
+        ctx = Context(self, self._run_no)
+        value: Any = None
+        try:
+            if timeout is None:
+                value = await self._fn(ctx)
+            else:
+                scope = new_cancel_scope()
+                scope.deadline = anyio.current_time() + timeout
+                with scope:
+                    value = await self._fn(ctx)
+                if scope.cancelled_caught and not self._cancel_requested:
+                    return TimeoutError(f"job {self._name!r} ({self.id}) timed out after {timeout} s")
+        except Exception as exc:
+            if self._cancel_requested:
+                raise  # canceled: the run ends CANCELED with it as its error
+            return exc
+        if value is not None:
+            self._result = value
+        return None
 
     def _end(self, state: State, error: BaseException | None) -> None:
         self._elapsed = perf_counter() - self._t0

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar, final, overload
 import attrs
 
 from anyjob._executor import Executor
+from anyjob._functions import job_function
 from anyjob._job import Context, Job
 from anyjob._retry import Retry, as_retry
 from anyjob._time import to_seconds
@@ -98,7 +99,9 @@ class Policy:
             labels: For a function: the new job's labels.
 
         Raises:
-            TypeError: *id*, *name* or *labels* given together with a Job.
+            TypeError: *id*, *name* or *labels* given together with a Job; a target
+                that is not ``async def fn(ctx)`` (a function decorated with a Policy
+                included: give its undecorated function, ``fn.__wrapped__``).
         """
         if isinstance(target, Job):
             if id is not None or name is not None or labels is not None:
@@ -106,16 +109,19 @@ class Policy:
                 raise TypeError(msg)
             job: Job[R] = target
         else:
-            job = Job(target, id=id, name=name, labels=labels)
+            job = Job(job_function(target, what="Policy.executor()"), id=id, name=name, labels=labels)
         return Executor(job, retry=self.retry, timeout=self.timeout, cooldown=self.cooldown, once=self.once)
 
     def __call__(self, fn: Callable[[Context], Awaitable[R]]) -> PolicyFunction[R]:
         """Decorate ``async def fn(ctx)`` so that each call runs it as a fresh job under this policy.
 
         Raises:
+            TypeError: *fn* is not ``async def fn(ctx)`` (a function already decorated
+                with a Policy included: decorate the function once).
             ValueError: The policy has a cooldown or is once-only: those need one
                 long-lived executor (use :meth:`executor`), not one per call.
         """
+        fn = job_function(fn, what="@Policy")
         if self.cooldown is not None or self.once:
             msg = (
                 "a decorated function runs a fresh executor per call, so cooldown and once "
@@ -131,15 +137,20 @@ class PolicyFunction(Generic[R]):
 
     ``await f(params)`` returns the result or raises what
     :meth:`Executor.start <anyjob.Executor.start>` raises.
+
+    It is not a job function itself: ``Job``, ``Policy.executor`` and the manager's
+    ``submit`` refuse it (retries would nest). Its parts stay reachable:
+
+    Attributes:
+        fn: The undecorated function (also ``__wrapped__``), to give to ``Job`` or ``submit``.
+        policy: The :class:`Policy`, whose ``retry`` and ``timeout`` go with it.
     """
 
     __slots__ = ("__dict__", "__wrapped__", "fn", "policy")
 
     def __init__(self, fn: Callable[[Context], Awaitable[R]], policy: Policy) -> None:
-        if not callable(fn):
-            msg = f"a Policy decorates an async function, not {type(fn).__name__}"
-            raise TypeError(msg)
-        self.fn = fn
+        job_function(fn, what="PolicyFunction()")
+        self.fn: Callable[[Context], Awaitable[R]] = fn
         self.policy = policy
         functools.update_wrapper(self, fn)
 

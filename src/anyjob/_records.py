@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, final
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast, final
 
 import attrs
 
+from anyjob._limits import MAX_JSON_DEPTH, MAX_JSON_INT, MIN_JSON_INT, text_problem
 from anyjob._state import State
+from anyjob._time import short_repr
 
 __all__ = [
     "JobEvent",
@@ -34,60 +36,178 @@ def now_timestamp() -> float:
 
 
 def from_timestamp(value: float | None) -> datetime | None:
-    """A POSIX timestamp as an aware UTC datetime (``None`` stays ``None``)."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    """A POSIX timestamp as an aware UTC datetime (``None`` stays ``None``); it never raises.
+
+    A value outside ``datetime``'s range (a bad or very old row) is clamped to
+    ``datetime.min``/``datetime.max`` in UTC, and NaN gives ``datetime.min``, so one
+    bad record cannot make a whole listing fail.
+    """
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        return _clamped_datetime(value)
+
+
+_MIN_DATETIME = datetime.min.replace(tzinfo=UTC)
+_MAX_DATETIME = datetime.max.replace(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _clamped_datetime(value: float) -> datetime:
+    """The rare path of :func:`from_timestamp`: *value* as near as ``datetime`` can show it."""
+    try:
+        seconds = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return _MIN_DATETIME
+    if math.isnan(seconds) or seconds <= (_MIN_DATETIME - _EPOCH).total_seconds():
+        return _MIN_DATETIME
+    if seconds >= (_MAX_DATETIME - _EPOCH).total_seconds():
+        return _MAX_DATETIME
+    return _EPOCH + timedelta(seconds=seconds)  # in range, where the platform's own call refused
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-_SCALARS = (str, int, float, bool, type(None))
-_SEQUENCES = (list, tuple)
-
-
 def check_json_safe(value: object, what: str) -> Any:
-    """Validate that *value* is plain JSON data and return a copy of it.
+    """Validate that *value* is plain JSON data every store can keep, and return a copy of it.
 
-    Allowed: ``None``, ``bool``, ``int``, finite ``float``, ``str``, lists and
-    tuples (copied as lists) and dicts with ``str`` keys, nested. The copy means
-    a caller mutating its object later cannot change what was recorded.
+    Allowed: ``None``, ``bool``, ``int`` within the signed 64-bit range, finite ``float``,
+    ``str``, lists and tuples (copied as lists) and dicts with ``str`` keys, nested at
+    most ``MAX_JSON_DEPTH`` (64) deep (``[]`` is depth 1). Strings and keys must be text:
+    no NUL character, no lone surrogate. The copy means a caller mutating its object later
+    cannot change what was recorded; subclasses of the scalar types are copied as the
+    plain type. A cyclic value exceeds the depth (``ValueError``, never ``RecursionError``).
 
     Raises:
         TypeError: Something else is found (its path is named in the message).
-        ValueError: A float is NaN or infinite.
+        ValueError: A float is NaN or infinite, an int is outside the 64-bit range, a
+            string or key is not text, or the nesting is too deep.
     """
     cls: type[object] = type(value)
-    if value is None or cls is str or cls is int or cls is bool:
+    if value is None or cls is bool:
         return value
-    return _copy_json(value, what)
+    if cls is str:
+        if value.isascii() and "\x00" not in value:  # type: ignore[attr-defined, operator]
+            return value
+    elif cls is int and -0x8000_0000_0000_0000 <= value <= 0x7FFF_FFFF_FFFF_FFFF:  # type: ignore[operator] # noqa: PLR2004
+        return value  # the literals are MIN_JSON_INT and MAX_JSON_INT (a global lookup costs 20 %)
+    try:
+        return _copy(value, 0)
+    except _Refused as refused:
+        path = what + "".join(reversed(refused.path))
+        if len(path) > 200:  # noqa: PLR2004 - 900 levels of "[0]" say nothing more than 40
+            path = f"{path[:120]}...{path[-60:]}"
+        msg = f"{path} must be JSON-safe, but {refused.problem}"
+        raise refused.error_type(msg) from None
 
 
-def _copy_json(value: Any, path: str) -> Any:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            msg = f"{path} must be JSON-safe, but holds the non-finite float {value!r}"
-            raise ValueError(msg)
+class _Refused(Exception):  # noqa: N818 - internal, never seen outside this module
+    """What :func:`_copy` found wrong; each container on the way out adds its step to *path*."""
+
+    def __init__(self, error_type: type[TypeError | ValueError], problem: str) -> None:
+        super().__init__(problem)
+        self.error_type = error_type
+        self.problem = problem
+        self.path: list[str] = []
+
+
+def _copy(value: Any, depth: int) -> Any:  # noqa: PLR0911 - one branch per JSON type, exact types first
+    """The copy of JSON *value* nested in *depth* containers; paths are built only on failure."""
+    cls: type[object] = type(cast("object", value))
+    if cls is str:
+        if value.isascii() and "\x00" not in value:
+            return value
+        return _text(value)
+    if cls is int:
+        if -0x8000_0000_0000_0000 <= value <= 0x7FFF_FFFF_FFFF_FFFF:  # noqa: PLR2004 - MIN_JSON_INT..MAX_JSON_INT, inline
+            return value
+        raise _Refused(ValueError, _int_problem(value))
+    if cls is float:
+        if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+            return value
+        raise _Refused(ValueError, f"holds the non-finite float {value!r}")
+    if value is None or cls is bool:
         return value
-    if isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, _SEQUENCES):
-        items: list[Any] | tuple[Any, ...] = value  # pyright: ignore[reportUnknownVariableType]
-        return [_copy_json(item, f"{path}[{index}]") for index, item in enumerate(items)]
+    if cls is dict or cls is list or cls is tuple:
+        return _copy_container(value, depth)
+    return _copy_subclass(value, depth)
+
+
+def _copy_container(value: Any, depth: int) -> Any:
+    if depth >= MAX_JSON_DEPTH:
+        msg = f"is nested more than {MAX_JSON_DEPTH} deep (or holds itself)"
+        raise _Refused(ValueError, msg)
+    depth += 1
     if isinstance(value, dict):
         copied: dict[str, Any] = {}
         mapping: dict[Any, Any] = value  # pyright: ignore[reportUnknownVariableType]
         for key, item in mapping.items():
-            if not isinstance(key, str):
-                msg = f"{path} must be JSON-safe, but has the non-string key {key!r}"
-                raise TypeError(msg)
-            copied[key] = _copy_json(item, f"{path}[{key!r}]")
+            if type(key) is not str or not key.isascii() or "\x00" in key:
+                key = _key(key)  # noqa: PLW2901 - the checked plain str replaces it
+            try:
+                copied[key] = _copy(item, depth)
+            except _Refused as refused:
+                refused.path.append(f"[{short_repr(key, 40)}]")
+                raise
         return copied
+    items: list[Any] | tuple[Any, ...] = value  # pyright: ignore[reportUnknownVariableType]
+    copied_items: list[Any] = []
+    append = copied_items.append
+    index = 0
+    try:
+        for index, item in enumerate(items):  # noqa: B007 - the failing index names the path
+            append(_copy(item, depth))
+    except _Refused as refused:
+        refused.path.append(f"[{index}]")
+        raise
+    return copied_items
+
+
+def _copy_subclass(value: object, depth: int) -> Any:
+    """The rare types: subclasses of the JSON ones (copied as the plain type), or refused."""
+    if isinstance(value, str):
+        return _text(str.__str__(value))
+    if isinstance(value, int):  # bool cannot be subclassed, so no bool comes here
+        return _copy(int.__int__(value), depth)
+    if isinstance(value, float):
+        return _copy(float.__float__(value), depth)
+    if isinstance(value, dict):
+        return _copy_container(value, depth)
+    if isinstance(value, list | tuple):
+        return _copy_container(value, depth)
     msg = (
-        f"{path} must be JSON-safe (None, bool, int, float, str, list, dict with str keys), "
-        f"but holds a {type(value).__qualname__}"
+        "is not JSON data (None, bool, int, float, str, list, dict with str keys): "
+        f"it holds a {type(value).__qualname__}"
     )
-    raise TypeError(msg)
+    raise _Refused(TypeError, msg)
+
+
+def _text(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise _Refused(ValueError, f"a string holds {problem}")
+    return value
+
+
+def _key(key: object) -> str:
+    if not isinstance(key, str):
+        raise _Refused(TypeError, f"has the non-string key {short_repr(key)}")
+    text = key if type(key) is str else str.__str__(key)
+    problem = text_problem(text)
+    if problem is not None:
+        raise _Refused(ValueError, f"the key {short_repr(text, 40)} holds {problem}")
+    return text
+
+
+def _int_problem(value: int) -> str:
+    return (
+        f"holds the int {short_repr(value)}, outside the signed 64-bit range "
+        f"({MIN_JSON_INT} to {MAX_JSON_INT})"
+    )
 
 
 @final
@@ -247,13 +367,44 @@ class JobRecord:
     cancel_requested: bool = False
 
     def info(self) -> JobInfo:
-        """A frozen snapshot of this record."""
+        """A frozen snapshot of this record; it never raises.
+
+        A timestamp outside ``datetime``'s range (a bad stored row) is clamped as
+        :func:`from_timestamp` does.
+        """
         started = self.started
         ended = self.ended
-        created_at = datetime.fromtimestamp(self.created, UTC)
         scheduled = self.scheduled
-        # Positional (JobInfo's field order), and one datetime when created == scheduled:
-        # wait() and get() hand these out per call.
+        try:
+            created_at = datetime.fromtimestamp(self.created, UTC)
+            # Positional (JobInfo's field order), and one datetime when created == scheduled:
+            # wait() and get() hand these out per call.
+            return JobInfo(
+                self.id,
+                self.name,
+                self.state,
+                self.progress,
+                self.message,
+                self.labels,
+                self.params,
+                self.result,
+                self.error,
+                self.error_type,
+                self.priority,
+                self.attempts,
+                created_at,
+                created_at if scheduled == self.created else datetime.fromtimestamp(scheduled, UTC),
+                None if started is None else datetime.fromtimestamp(started, UTC),
+                None if ended is None else datetime.fromtimestamp(ended, UTC),
+                None if started is None or ended is None else max(ended - started, 0.0),
+            )
+        except (OverflowError, ValueError, OSError):  # costs nothing until raised (3.11)
+            return self._clamped_info()
+
+    def _clamped_info(self) -> JobInfo:
+        """The rare path of :meth:`info`: every timestamp through :func:`from_timestamp`."""
+        started = self.started
+        ended = self.ended
         return JobInfo(
             self.id,
             self.name,
@@ -267,9 +418,9 @@ class JobRecord:
             self.error_type,
             self.priority,
             self.attempts,
-            created_at,
-            created_at if scheduled == self.created else datetime.fromtimestamp(scheduled, UTC),
-            None if started is None else datetime.fromtimestamp(started, UTC),
-            None if ended is None else datetime.fromtimestamp(ended, UTC),
+            _clamped_datetime(self.created),
+            _clamped_datetime(self.scheduled),
+            from_timestamp(started),
+            from_timestamp(ended),
             None if started is None or ended is None else max(ended - started, 0.0),
         )

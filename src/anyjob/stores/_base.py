@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol, final, runtime_checkable
+from typing import Any, Final, Protocol, final, runtime_checkable
 
 import attrs
 
@@ -12,9 +13,47 @@ from anyjob._state import State
 
 __all__ = ["JobQuery", "RecordUpdate", "Store", "StoreChange", "StoreFeed"]
 
+#: The POSIX times a ``datetime`` can hold (UTC, years 1 to 9999): stored times
+#: outside them are clamped to them when a record is read.
+MIN_TIMESTAMP: Final = -62_135_596_800.0
+MAX_TIMESTAMP: Final = 253_402_300_799.0
+_TIMES: Final = ("created", "scheduled", "started", "ended")
+
 
 def _us(timestamp: float) -> int:
     return round(timestamp * 1_000_000)
+
+
+def clamp_timestamp(value: float) -> float:
+    """*value* moved into the range a ``datetime`` can hold.
+
+    Raises:
+        ValueError: *value* is NaN (no time at all).
+    """
+    if math.isnan(value):
+        msg = "a stored time is NaN"
+        raise ValueError(msg)
+    return MIN_TIMESTAMP if value < MIN_TIMESTAMP else min(value, MAX_TIMESTAMP)
+
+
+def snapshot(record: JobRecord) -> JobInfo:
+    """``record.info()``, with times a ``datetime`` cannot hold clamped to its range.
+
+    A record from before the limits were checked (a far-future ``delay``) must not
+    make every query over the store fail.
+
+    Raises:
+        ValueError: A time is NaN.
+    """
+    try:
+        return record.info()
+    except (OverflowError, ValueError, OSError):
+        copy = attrs.evolve(record)
+        for name in _TIMES:
+            value = getattr(copy, name)
+            if value is not None:
+                setattr(copy, name, clamp_timestamp(value))
+        return copy.info()
 
 
 @final
@@ -110,6 +149,10 @@ class StoreFeed(Protocol):
 class Store(Protocol):
     """Where a :class:`~anyjob.JobManager` keeps its job records.
 
+    Every async method may raise :class:`anyjob.StoreError` when the store fails
+    (unreachable, locked, refusing); the driver's exception is its ``__cause__``.
+    No driver exception type reaches the caller.
+
     Records are plain, JSON-safe data. Several managers may share one store:
     each writes as its own *origin* and learns of the others' writes through
     :meth:`subscribe`. A store knows nothing about running code.
@@ -133,6 +176,7 @@ class Store(Protocol):
 
         Raises:
             anyjob.JobError: A record with that id exists.
+            anyjob.StoreError: The store failed (the cause chained).
         """
         ...
 
@@ -140,11 +184,25 @@ class Store(Protocol):
         """Apply a batch of updates in order; for each, whether it applied.
 
         An update does not apply when its record is gone or not in an expected state.
+
+        A stored cancel request wins over a later end: when the stored record has
+        ``cancel_requested`` and the update sets ``state`` to ``SUCCEEDED`` or
+        ``FAILED``, the store writes ``CANCELED`` instead (with the update's other
+        fields; it still counts as applied). So a job canceled from another process
+        ends ``CANCELED`` even when it finishes before its owner hears of the request.
+
+        Raises:
+            ValueError: An update names a field a record does not have (or ``id``).
+            anyjob.StoreError: The store failed (the cause chained); nothing applied.
         """
         ...
 
     async def get(self, job_id: str) -> JobInfo | None:
-        """A snapshot of one record, or ``None``."""
+        """A snapshot of one record, or ``None``.
+
+        Raises:
+            anyjob.StoreError: The stored record cannot be decoded (its ``job_id`` set).
+        """
         ...
 
     async def get_record(self, job_id: str) -> JobRecord | None:
@@ -152,7 +210,12 @@ class Store(Protocol):
         ...
 
     async def query(self, query: JobQuery) -> list[JobInfo]:
-        """Matching records, newest first, paginated."""
+        """Matching records, newest first, paginated.
+
+        A stored record that cannot be decoded does not fail the query: it is left
+        out with a :class:`RuntimeWarning` naming its id (``get`` of it raises
+        :class:`anyjob.StoreError`). Times out of a ``datetime``'s range are clamped.
+        """
         ...
 
     async def statistics(
@@ -174,5 +237,9 @@ class Store(Protocol):
         ...
 
     def subscribe(self, origin: str) -> StoreFeed:
-        """Subscribe to the changes made by every origin other than *origin*."""
+        """Subscribe to the changes made by every origin other than *origin*.
+
+        Synchronous and without I/O (it may be called on the event loop): a durable
+        store reads what it needs in :meth:`open` or in the feed's iterator.
+        """
         ...

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from typing import Any, Final, final
 
-from anyjob._exceptions import JobError
-from anyjob.stores._sql import SCHEMA, SCHEMA_VERSION, _Connection, _SQLStore
+from anyjob._exceptions import StoreError
+from anyjob.stores._connection import SCHEMA_VERSION, Connection, schema_statements
+from anyjob.stores._sql import _SQLStore
 
 __all__ = ["PostgresStore"]
 
 _IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TABLES: Final = schema_statements(
+    real="DOUBLE PRECISION", serial="BIGSERIAL PRIMARY KEY", id='TEXT COLLATE "C"'
+)
+#: The session-level advisory lock held while any anyjob process creates its schema and
+#: tables (one fixed key: ``CREATE SCHEMA IF NOT EXISTS`` itself races without it).
+_SETUP_LOCK: Final = zlib.crc32(b"anyjob: schema setup")
 
 
 @final
@@ -30,16 +38,32 @@ class PostgresStore(_SQLStore):
     Known limits: a job is run by the manager that submitted it (or retried it);
     jobs of a process that died stay as they were until canceled or cleaned up.
 
+    Connecting (in a worker thread, by :meth:`open` or the first call) is bounded
+    by ``connect_timeout``; the schema and tables are created under a session-level
+    advisory lock, so many processes may start at once on a new database. Every
+    error of the database or the driver is raised as :class:`~anyjob.StoreError`,
+    the ``psycopg`` exception chained; after a lost connection the next call
+    connects again.
+
     Args:
         dsn: A libpq connection string or URI (``postgresql://user@host/db``).
         schema: The schema holding the tables: lower-case letters, digits and ``_``.
         poll_interval: Seconds between looks for other processes' changes.
+        connect_timeout: Seconds connecting and setting up the schema may take
+            (libpq counts whole seconds, and at least 2).
 
     Raises:
         TypeError, ValueError: An invalid argument.
     """
 
-    def __init__(self, dsn: str, *, schema: str = "anyjob", poll_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "anyjob",
+        poll_interval: float = 0.2,
+        connect_timeout: float = 10.0,
+    ) -> None:
         if not isinstance(dsn, str):
             msg = f"dsn must be a str, not {type(dsn).__name__}"
             raise TypeError(msg)
@@ -52,7 +76,7 @@ class PostgresStore(_SQLStore):
         if not _IDENTIFIER.fullmatch(schema):
             msg = f"schema must be lower-case letters, digits and _ (at most 63), got {schema!r}"
             raise ValueError(msg)
-        super().__init__(poll_interval=poll_interval)
+        super().__init__(poll_interval=poll_interval, connect_timeout=connect_timeout)
         self._dsn = dsn
         self._schema = schema
         # One advisory lock per schema: writers to other schemas do not wait for each other.
@@ -66,41 +90,48 @@ class PostgresStore(_SQLStore):
         """The schema holding the tables."""
         return self._schema
 
-    def _open(self) -> _Connection:
+    def _open(self) -> Connection:
         try:
             import psycopg  # noqa: PLC0415 - an optional dependency
             from psycopg.rows import dict_row  # noqa: PLC0415
         except ImportError as exc:  # pragma: no cover - the dev environment has it
             msg = "PostgresStore needs the psycopg driver: pip install 'anyjob[postgres]'"
-            raise JobError(msg) from exc
+            raise StoreError(msg) from exc
         connect: Any = psycopg.connect  # typed for tuple rows; these are dicts
-        raw: Any = connect(self._dsn, autocommit=True, row_factory=dict_row)
+        raw: Any = connect(
+            self._dsn,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=max(1, math.ceil(self.connect_timeout)),
+        )
         try:
             self._prepare(raw)
         except BaseException:
             raw.close()
             raise
-        return _Connection(
+        return Connection(
             raw,
             begin=("BEGIN", f"SELECT pg_advisory_xact_lock({self._lock_key})"),
             translate=True,
             greatest="GREATEST",
             lock_row=" FOR UPDATE",
             integrity_errors=(psycopg.errors.UniqueViolation,),
+            errors=(psycopg.Error,),
+            usable=_usable,
         )
 
     def _prepare(self, raw: Any) -> None:
-        """The schema and its tables (once, whoever comes first)."""
-        raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
-        raw.execute(f'SET search_path TO "{self._schema}"')
-        raw.execute("BEGIN")
+        """The schema and its tables, under a session-level advisory lock (one creator at a time)."""
+        raw.execute(f"SET statement_timeout = {math.ceil(self.connect_timeout * 1000)}")  # the lock wait too
+        raw.execute(f"SELECT pg_advisory_lock({_SETUP_LOCK})")
         try:
-            raw.execute(f"SELECT pg_advisory_xact_lock({self._lock_key})")  # one creator at a time
-            self._create_tables(raw)
-        except BaseException:
-            raw.execute("ROLLBACK")
-            raise
-        raw.execute("COMMIT")
+            raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            raw.execute(f'SET search_path TO "{self._schema}"')
+            with raw.transaction():
+                self._create_tables(raw)
+        finally:
+            raw.execute(f"SELECT pg_advisory_unlock({_SETUP_LOCK})")
+        raw.execute("RESET statement_timeout")
 
     def _create_tables(self, raw: Any) -> None:
         """Create what is missing; refuse tables made by a newer anyjob."""
@@ -112,13 +143,15 @@ class PostgresStore(_SQLStore):
                 f"schema {self._schema!r} holds anyjob tables of version {version}, newer than "
                 f"this anyjob understands ({SCHEMA_VERSION}): upgrade anyjob to use it"
             )
-            raise JobError(msg)
-        tables = SCHEMA.format(real="DOUBLE PRECISION", serial="BIGSERIAL PRIMARY KEY", id='TEXT COLLATE "C"')
-        for statement in tables.split(";"):
-            if statement.strip():
-                raw.execute(statement)
+            raise StoreError(msg)
+        for statement in _TABLES:
+            raw.execute(statement)
         raw.execute(
             "INSERT INTO anyjob_meta (key, value) VALUES ('schema_version', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             (str(SCHEMA_VERSION),),
         )
+
+
+def _usable(raw: Any) -> bool:
+    return not raw.closed and not raw.broken

@@ -2,28 +2,30 @@
 
 Each store holds one connection of a synchronous DB-API driver (sqlite3, psycopg),
 used from a worker thread under a lock, so the stores work alike on asyncio and
-trio. SQL is written once with ``?`` placeholders; a store for a driver with
-another placeholder style translates it (see :meth:`_SQLStore._q`).
+trio and the event loop never waits for the database. SQL is written once with
+``?`` placeholders; a store for a driver with another placeholder style
+translates it (see :class:`Connection`). Every driver error becomes a
+:class:`~anyjob.StoreError` in :meth:`_SQLStore._run`, the one way into the database.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from types import MappingProxyType
-from typing import Any, Final, TypeVar, final
+from typing import Any, Final, TypeVar
 
 import anyio
 import anyio.to_thread
-import attrs
 
-from anyjob._exceptions import JobError
+from anyjob._exceptions import JobError, StoreError
 from anyjob._records import JobInfo, JobRecord, JobStatistics, now_timestamp
 from anyjob._signal import Signal
 from anyjob._state import State
-from anyjob.stores._base import JobQuery, RecordUpdate, StoreChange
+from anyjob.stores._base import JobQuery, RecordUpdate, StoreChange, snapshot
+from anyjob.stores._connection import Connection, head, seconds, transaction
+from anyjob.stores._rows import FIELDS, STATE_BY_VALUE, column, filters, from_row, to_row
 
 __all__: list[str] = []
 
@@ -31,132 +33,14 @@ T = TypeVar("T")
 
 _DONE: Final = (State.SUCCEEDED.value, State.FAILED.value, State.CANCELED.value)
 _ACTIVE: Final = (State.CREATED, State.RUNNING, State.CANCELING)
-_STATE_BY_VALUE: Final = {state.value: state for state in State}
-_FIELDS: Final = tuple(field.name for field in attrs.fields(JobRecord))
-_JSON_FIELDS: Final = frozenset({"labels", "params", "result"})
+#: Ends a stored cancel request overrides (see Store.apply).
+_OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
 #: Changes older than this many seconds are forgotten (a feed polls far more often)...
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
 _TRIM_EVERY: Final = 60.0
 
-#: The tables, with {real} for the type of a float, {serial} for an auto-numbered key and
-#: {id} for the type of a job id (compared byte by byte, as Python compares strings).
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS anyjob_jobs (
-    id {id} PRIMARY KEY,
-    name TEXT NOT NULL,
-    state TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    params TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    created {real} NOT NULL,
-    scheduled {real} NOT NULL,
-    owner TEXT NOT NULL,
-    function TEXT NOT NULL,
-    progress {real} NOT NULL,
-    message TEXT,
-    result TEXT NOT NULL,
-    error TEXT,
-    error_type TEXT,
-    attempts INTEGER NOT NULL,
-    started {real},
-    ended {real},
-    cancel_requested INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS anyjob_jobs_by_state ON anyjob_jobs (state, created DESC, id DESC);
-CREATE INDEX IF NOT EXISTS anyjob_jobs_by_name ON anyjob_jobs (name, created DESC, id DESC);
-CREATE INDEX IF NOT EXISTS anyjob_jobs_by_created ON anyjob_jobs (created DESC, id DESC);
-CREATE INDEX IF NOT EXISTS anyjob_jobs_by_ended ON anyjob_jobs (ended) WHERE ended IS NOT NULL;
-CREATE TABLE IF NOT EXISTS anyjob_labels (
-    job_id {id} NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (job_id, key)
-);
-CREATE INDEX IF NOT EXISTS anyjob_labels_by_pair ON anyjob_labels (key, value);
-CREATE TABLE IF NOT EXISTS anyjob_changes (
-    seq {serial},
-    job_id TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    at {real} NOT NULL
-);
-"""
 
-
-#: The layout of the tables; kept in the database for later migrations.
-SCHEMA_VERSION: Final = 1
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _to_row(record: JobRecord) -> tuple[Any, ...]:
-    return tuple(_column(name, getattr(record, name)) for name in _FIELDS)
-
-
-def _column(name: str, value: Any) -> Any:
-    if name in _JSON_FIELDS:
-        return _dumps(dict(value) if name == "labels" else value)
-    if name == "state":
-        return value.value
-    if name == "cancel_requested":
-        return int(value)
-    return value
-
-
-def _value(name: str, column: Any) -> Any:
-    """The inverse of :func:`_column`."""
-    if name in _JSON_FIELDS:
-        value = json.loads(column)
-        return MappingProxyType(value) if name == "labels" else value
-    if name == "state":
-        return _STATE_BY_VALUE[column]
-    if name == "cancel_requested":
-        return bool(column)
-    return column
-
-
-def _from_row(row: Any) -> JobRecord:
-    return JobRecord(**{name: _value(name, row[name]) for name in _FIELDS})
-
-
-def _filters(
-    *,
-    states: frozenset[State] | None = None,
-    name: str | None = None,
-    labels: Mapping[str, str] | None = None,
-    created_after: float | None = None,
-    created_before: float | None = None,
-) -> tuple[str, list[Any]]:
-    """A WHERE clause (possibly empty) and its parameters."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if states is not None:
-        if not states:
-            return " WHERE 1 = 0", []
-        clauses.append(f"state IN ({','.join('?' * len(states))})")
-        params.extend(state.value for state in states)
-    if name is not None:
-        clauses.append("name = ?")
-        params.append(name)
-    # Compared in whole microseconds, as JobQuery.matches does.
-    if created_after is not None:
-        clauses.append("CAST(round(created * 1000000) AS BIGINT) > ?")
-        params.append(round(created_after * 1_000_000))
-    if created_before is not None:
-        clauses.append("CAST(round(created * 1000000) AS BIGINT) < ?")
-        params.append(round(created_before * 1_000_000))
-    for key, value in (labels or {}).items():
-        clauses.append(
-            "EXISTS (SELECT 1 FROM anyjob_labels l"
-            " WHERE l.job_id = anyjob_jobs.id AND l.key = ? AND l.value = ?)"
-        )
-        params.extend((key, value))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-@final
 class _Feed:
     """Changes other origins made, read from the database's change log.
 
@@ -167,10 +51,10 @@ class _Feed:
 
     __slots__ = ("_closed", "_last_seq", "_store", "_wakeup", "origin")
 
-    def __init__(self, store: _SQLStore, origin: str, last_seq: int) -> None:
+    def __init__(self, store: _SQLStore, origin: str, last_seq: int | None) -> None:
         self._store = store
         self.origin = origin
-        self._last_seq = last_seq
+        self._last_seq = last_seq  # None: read at the first iteration (the store was not open)
         self._wakeup = Signal()
         self._closed = False
 
@@ -184,9 +68,16 @@ class _Feed:
 
     async def __aiter__(self) -> AsyncIterator[list[StoreChange]]:
         store = self._store
+        last_seq: int = (
+            await store._run("read the change log", head) if self._last_seq is None else self._last_seq
+        )
         while not self._closed:
-            last_seq, changes = await store._run(store._changes_since, self._last_seq, self.origin)
+            last_seq, changes, broken = await store._run(
+                "read the change log", store._changes_since, last_seq, self.origin
+            )
             self._last_seq = last_seq
+            store._head = max(store._head or 0, last_seq)
+            _warn_undecodable(broken)
             if changes:
                 yield changes
                 continue
@@ -194,48 +85,9 @@ class _Feed:
                 await self._wakeup.wait()
 
 
-class _Connection:
-    """A DB-API connection with what differs between the drivers in one place."""
-
-    __slots__ = ("_begin", "_translate", "greatest", "integrity_errors", "lock_row", "raw")
-
-    def __init__(
-        self,
-        raw: Any,
-        *,
-        begin: Sequence[str],
-        translate: bool,
-        greatest: str,
-        lock_row: str,
-        integrity_errors: tuple[type[BaseException], ...],
-    ) -> None:
-        self.raw = raw
-        self._begin = begin
-        self._translate = translate  # "?" placeholders to "%s"
-        self.greatest = greatest  # the SQL function for the larger of two values
-        self.lock_row = lock_row  # appended to a SELECT that reads a row it will update
-        self.integrity_errors = integrity_errors
-
-    def _dialect(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self._translate else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(self._dialect(sql), params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.raw.cursor().executemany(self._dialect(sql), rows)
-
-    def begin(self) -> None:
-        for statement in self._begin:
-            self.raw.execute(statement)
-
-    def close(self) -> None:
-        self.raw.close()
-
-
-def _nothing(conn: _Connection) -> None:
-    """What :meth:`_SQLStore.open` runs: opening the connection is the point."""
+def _warn_undecodable(broken: Sequence[StoreError]) -> None:
+    for error in broken:
+        warnings.warn(f"{error} (left out)", RuntimeWarning, stacklevel=3)
 
 
 class _SQLStore:
@@ -244,50 +96,73 @@ class _SQLStore:
     Subclasses open the connection (:meth:`_open`) and say how they are shown.
     """
 
-    def __init__(self, *, poll_interval: float) -> None:
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
-            msg = f"poll_interval must be a number of seconds, not {type(poll_interval).__name__}"
-            raise TypeError(msg)
-        if not 0 < poll_interval < float("inf"):
-            msg = f"poll_interval must be positive and finite, got {poll_interval!r}"
-            raise ValueError(msg)
-        self.poll_interval = float(poll_interval)
+    def __init__(self, *, poll_interval: float, connect_timeout: float) -> None:
+        self.poll_interval = seconds("poll_interval", poll_interval)
+        self.connect_timeout = seconds("connect_timeout", connect_timeout)
         self._lock = threading.Lock()
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._feeds: list[_Feed] = []
         self._trimmed = 0.0  # when this store last trimmed the change log
+        self._head: int | None = None  # the change log's latest number, as of the last look
 
     async def open(self) -> None:
-        """Connect and create the schema if needed, in a worker thread (idempotent)."""
-        await self._run(_nothing)
+        """Connect and create the schema if needed, in a worker thread (idempotent).
+
+        Raises:
+            anyjob.StoreError: The database cannot be reached or set up within
+                ``connect_timeout`` (the cause chained).
+        """
+        self._head = await self._run("read the change log", head)
 
     def close(self) -> None:
         """Close the database connection (it opens again on the next call)."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop()
 
     # -- the connection, in a worker thread -----------------------------------------
 
-    def _open(self) -> _Connection:
+    def _open(self) -> Connection:
         """Connect, and create the tables if needed."""
         raise NotImplementedError  # pragma: no cover - every store says how
 
-    def _connection(self) -> _Connection:
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> Connection:
         conn = self._conn
         if conn is None:
-            conn = self._conn = self._open()
+            try:
+                conn = self._open()
+            except StoreError:
+                raise
+            except Exception as exc:
+                msg = f"cannot open {self!r}: {exc}"
+                raise StoreError(msg) from exc
+            self._conn = conn
         return conn
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` in a worker thread; a driver error becomes a StoreError.
+
+        *what* says what failed in the error's message ("insert job 'x'").
+        """
+
         def locked() -> T:
             with self._lock:
-                return fn(self._connection(), *args)
+                conn = self._connection()
+                try:
+                    return fn(conn, *args)
+                except conn.errors as exc:
+                    if not conn.usable():
+                        self._drop()  # the next call connects again
+                    msg = f"{self!r} could not {what}: {exc}"
+                    raise StoreError(msg) from exc
 
         return await anyio.to_thread.run_sync(locked)
 
-    def _changed(self, conn: _Connection, job_ids: Sequence[str], origin: str) -> None:
+    def _changed(self, conn: Connection, job_ids: Sequence[str], origin: str) -> None:
         """Log changes to *job_ids* by *origin* (inside the caller's transaction).
 
         Once a minute, the log also forgets what is older than ten minutes, so it does
@@ -314,16 +189,17 @@ class _SQLStore:
 
         Raises:
             JobError: A record with that id exists.
+            StoreError: The database failed (the cause chained).
         """
-        await self._run(self._insert, record)
+        await self._run(f"insert job {record.id!r}", self._insert, record)
         self._poke(record.owner)
 
-    def _insert(self, conn: _Connection, record: JobRecord) -> None:
-        row = _to_row(record)
-        with _transaction(conn):
+    def _insert(self, conn: Connection, record: JobRecord) -> None:
+        row = to_row(record)
+        with transaction(conn):
             try:
                 conn.execute(
-                    f"INSERT INTO anyjob_jobs ({','.join(_FIELDS)}) VALUES ({','.join('?' * len(_FIELDS))})",  # noqa: S608 - names from JobRecord
+                    f"INSERT INTO anyjob_jobs ({','.join(FIELDS)}) VALUES ({','.join('?' * len(FIELDS))})",  # noqa: S608 - names from JobRecord
                     row,
                 )
             except conn.integrity_errors:
@@ -333,35 +209,49 @@ class _SQLStore:
             self._changed(conn, [record.id], record.owner)
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
-        """Apply a batch of updates in order, in one transaction; for each, whether it applied."""
+        """Apply a batch of updates in order, in one transaction; for each, whether it applied.
+
+        A stored cancel request turns an update's SUCCEEDED or FAILED into CANCELED
+        (see :meth:`Store.apply <anyjob.stores.Store.apply>`).
+        """
         for update in updates:
-            unknown = set(update.fields) - set(_FIELDS) - {"id"}
+            unknown = set(update.fields) - set(FIELDS) - {"id"}
             if unknown or "id" in update.fields:
                 msg = f"cannot update {sorted(unknown or {'id'})} of a job record"
                 raise ValueError(msg)
         if not updates:
             return []
-        applied = await self._run(self._apply, updates, origin)
+        what = f"update job {updates[0].job_id!r}" if len(updates) == 1 else f"update {len(updates)} jobs"
+        applied = await self._run(what, self._apply, updates, origin)
         self._poke(origin)
         return applied
 
-    def _apply(self, conn: _Connection, updates: Sequence[RecordUpdate], origin: str) -> list[bool]:
+    def _apply(self, conn: Connection, updates: Sequence[RecordUpdate], origin: str) -> list[bool]:
         results: list[bool] = []
         changed: list[str] = []
-        with _transaction(conn):
+        with transaction(conn):
             for update in updates:
-                names = list(update.fields)
-                sql = f"UPDATE anyjob_jobs SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?"  # noqa: S608 - checked names
-                params = [_column(name, update.fields[name]) for name in names]
+                fields = update.fields
+                assignments: list[str] = []
+                params: list[Any] = []
+                for name, value in fields.items():
+                    if name == "state" and value in _OVERRIDDEN_ENDS:
+                        # The stored cancel_requested (the row before this update) wins.
+                        assignments.append("state = CASE WHEN cancel_requested <> 0 THEN ? ELSE ? END")
+                        params.extend((State.CANCELED.value, value.value))
+                    else:
+                        assignments.append(f"{name} = ?")
+                        params.append(column(name, value))
+                sql = f"UPDATE anyjob_jobs SET {', '.join(assignments)} WHERE id = ?"  # noqa: S608 - checked names
                 params.append(update.job_id)
                 if update.expect is not None:
                     sql += f" AND state IN ({','.join('?' * len(update.expect))})"
                     params.extend(state.value for state in update.expect)
-                ok = conn.execute(sql, params).rowcount == 1 if names else _exists(conn, update)
+                ok = conn.execute(sql, params).rowcount == 1 if fields else _exists(conn, update)
                 results.append(ok)
-                if ok and names:
-                    if "labels" in update.fields:
-                        _write_labels(conn, update.job_id, update.fields["labels"])
+                if ok and fields:
+                    if "labels" in fields:
+                        _write_labels(conn, update.job_id, fields["labels"])
                     changed.append(update.job_id)
             if changed:
                 self._changed(conn, changed, origin)
@@ -369,20 +259,20 @@ class _SQLStore:
 
     async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
         """Ask for a job to be canceled; returns its state before, or ``None`` if unknown."""
-        before = await self._run(self._request_cancel, job_id, origin)
+        before = await self._run(f"request a cancel of job {job_id!r}", self._request_cancel, job_id, origin)
         if before is State.CREATED or before is State.RUNNING:
             self._poke(origin)
         return before
 
-    def _request_cancel(self, conn: _Connection, job_id: str, origin: str) -> State | None:
-        with _transaction(conn):
+    def _request_cancel(self, conn: Connection, job_id: str, origin: str) -> State | None:
+        with transaction(conn):
             row = conn.execute(
                 f"SELECT state FROM anyjob_jobs WHERE id = ?{conn.lock_row}",  # noqa: S608 - a constant
                 (job_id,),
             ).fetchone()
             if row is None:
                 return None
-            before = _STATE_BY_VALUE[row["state"]]
+            before = _state(row, job_id)
             if before is State.CREATED:
                 conn.execute(
                     "UPDATE anyjob_jobs SET state = ?, ended = ?, cancel_requested = 1 WHERE id = ?",
@@ -397,13 +287,13 @@ class _SQLStore:
 
     async def delete_finished(self, ended_before: float) -> int:
         """Delete finished records that ended before this POSIX time; returns how many."""
-        deleted = await self._run(self._delete_finished, ended_before)
+        deleted = await self._run("delete finished jobs", self._delete_finished, ended_before)
         if deleted:
             self._poke("")
         return deleted
 
-    def _delete_finished(self, conn: _Connection, ended_before: float) -> int:
-        with _transaction(conn):
+    def _delete_finished(self, conn: Connection, ended_before: float) -> int:
+        with transaction(conn):
             done = ",".join("?" * len(_DONE))
             rows = conn.execute(
                 f"DELETE FROM anyjob_jobs WHERE ended < ? AND state IN ({done}) RETURNING id",  # noqa: S608 - constants
@@ -418,24 +308,37 @@ class _SQLStore:
     # -- reading ------------------------------------------------------------------------
 
     async def get(self, job_id: str) -> JobInfo | None:
-        """A snapshot of one record, or ``None``."""
-        record = await self._run(self._get_record, job_id)
-        return None if record is None else record.info()
+        """A snapshot of one record, or ``None``.
+
+        Raises:
+            StoreError: The database failed, or the record cannot be decoded.
+        """
+        record = await self._run(f"read job {job_id!r}", self._get_record, job_id)
+        return None if record is None else _info(record)
 
     async def get_record(self, job_id: str) -> JobRecord | None:
-        """A copy of one record, or ``None``."""
-        return await self._run(self._get_record, job_id)
+        """A copy of one record, or ``None``.
 
-    def _get_record(self, conn: _Connection, job_id: str) -> JobRecord | None:
+        Raises:
+            StoreError: The database failed, or the record cannot be decoded.
+        """
+        return await self._run(f"read job {job_id!r}", self._get_record, job_id)
+
+    def _get_record(self, conn: Connection, job_id: str) -> JobRecord | None:
         row = conn.execute("SELECT * FROM anyjob_jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else _from_row(row)
+        return None if row is None else from_row(row)
 
     async def query(self, query: JobQuery) -> list[JobInfo]:
-        """Matching records, newest first, paginated."""
-        return await self._run(self._query, query)
+        """Matching records, newest first, paginated.
 
-    def _query(self, conn: _Connection, query: JobQuery) -> list[JobInfo]:
-        where, params = _filters(
+        A record that cannot be decoded is left out with a :class:`RuntimeWarning`.
+        """
+        infos, broken = await self._run("query jobs", self._query, query)
+        _warn_undecodable(broken)
+        return infos
+
+    def _query(self, conn: Connection, query: JobQuery) -> tuple[list[JobInfo], list[StoreError]]:
+        where, params = filters(
             states=query.states,
             name=query.name,
             labels=query.labels,
@@ -446,18 +349,25 @@ class _SQLStore:
             f"SELECT * FROM anyjob_jobs{where} ORDER BY created DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608 - built from constants
             [*params, query.limit, query.offset],
         ).fetchall()
-        return [_from_row(row).info() for row in rows]
+        infos: list[JobInfo] = []
+        broken: list[StoreError] = []
+        for row in rows:
+            try:
+                infos.append(_info(from_row(row)))
+            except StoreError as exc:
+                broken.append(exc)
+        return infos, broken
 
     async def statistics(
         self, *, name: str | None = None, labels: Mapping[str, str] | None = None
     ) -> JobStatistics:
-        """Counts over the matching records."""
-        return await self._run(self._statistics, name, labels)
+        """Counts over the matching records (in states this anyjob knows)."""
+        return await self._run("count jobs", self._statistics, name, labels)
 
     def _statistics(
-        self, conn: _Connection, name: str | None, labels: Mapping[str, str] | None
+        self, conn: Connection, name: str | None, labels: Mapping[str, str] | None
     ) -> JobStatistics:
-        where, params = _filters(name=name, labels=labels)
+        where, params = filters(name=name, labels=labels)
         done = ",".join("?" * len(_DONE))
         rows = conn.execute(
             f"SELECT state, COUNT(*) AS n, "  # noqa: S608 - built from constants
@@ -472,7 +382,10 @@ class _SQLStore:
         duration_sum = 0.0
         duration_count = 0
         for row in rows:
-            by_state[_STATE_BY_VALUE[row["state"]]] = row["n"]
+            state = STATE_BY_VALUE.get(row["state"])
+            if state is None:  # written by a newer anyjob: not counted
+                continue
+            by_state[state] = row["n"]
             duration_sum += row["duration_sum"] or 0.0
             duration_count += row["duration_count"]
         by_name = {
@@ -496,69 +409,73 @@ class _SQLStore:
     # -- the change feed ------------------------------------------------------------------
 
     def subscribe(self, origin: str) -> _Feed:
-        """Subscribe to the changes made by every origin other than *origin*, from now on."""
-        with self._lock:
-            row = (
-                self._connection()
-                .execute("SELECT COALESCE(MAX(seq), 0) AS seq FROM anyjob_changes")
-                .fetchone()
-            )
-        feed = _Feed(self, origin, row["seq"])
+        """Subscribe to the changes made by every origin other than *origin*.
+
+        No I/O here: the feed starts from the change log's position as :meth:`open`
+        (or this store's latest poll) read it, or, before the store was opened, from
+        the position at the feed's first iteration.
+        """
+        feed = _Feed(self, origin, self._head)
         self._feeds.append(feed)
         return feed
 
-    def _changes_since(self, conn: _Connection, last_seq: int, origin: str) -> tuple[int, list[StoreChange]]:
+    def _changes_since(
+        self, conn: Connection, last_seq: int, origin: str
+    ) -> tuple[int, list[StoreChange], list[StoreError]]:
         rows = conn.execute(
             "SELECT seq, job_id, origin FROM anyjob_changes WHERE seq > ? ORDER BY seq", (last_seq,)
         ).fetchall()
         if not rows:
-            return last_seq, []
+            return last_seq, [], []
         job_ids = list(dict.fromkeys(row["job_id"] for row in rows if row["origin"] != origin))
         changes: list[StoreChange] = []
+        broken: list[StoreError] = []
         for job_id in job_ids:  # the latest state of each, in the order of their latest change
-            record = self._get_record(conn, job_id)
+            try:
+                record = self._get_record(conn, job_id)
+                info = None if record is None else _info(record)
+            except StoreError as exc:
+                broken.append(exc)
+                continue
             changes.append(
                 StoreChange(
                     job_id=job_id,
-                    info=None if record is None else record.info(),
+                    info=info,
                     cancel_requested=False if record is None else record.cancel_requested,
                     owner="" if record is None else record.owner,
                 )
             )
-        return rows[-1]["seq"], changes
+        return rows[-1]["seq"], changes, broken
 
 
-class _transaction:  # noqa: N801 - used like a function
-    """``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on an error) on an autocommit connection.
-
-    Writers take the database's write lock as they begin (SQLite: ``BEGIN IMMEDIATE``;
-    PostgreSQL: an advisory lock), so change-log numbers follow commit order.
-    """
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: _Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.begin()
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+def _info(record: JobRecord) -> JobInfo:
+    try:
+        return snapshot(record)
+    except ValueError as exc:  # a NaN time
+        msg = f"cannot decode the stored record of job {record.id!r}: {exc}"
+        raise StoreError(msg, job_id=record.id) from exc
 
 
-def _exists(conn: _Connection, update: RecordUpdate) -> bool:
+def _state(row: Any, job_id: str) -> State:
+    try:
+        return STATE_BY_VALUE[row["state"]]
+    except KeyError as exc:
+        msg = f"cannot decode the stored state of job {job_id!r}: {row['state']!r}"
+        raise StoreError(msg, job_id=job_id) from exc
+
+
+def _exists(conn: Connection, update: RecordUpdate) -> bool:
     """An update with no fields applies when its record exists in an expected state."""
     row = conn.execute("SELECT state FROM anyjob_jobs WHERE id = ?", (update.job_id,)).fetchone()
-    return row is not None and (update.expect is None or _STATE_BY_VALUE[row["state"]] in update.expect)
+    return row is not None and (update.expect is None or _state(row, update.job_id) in update.expect)
 
 
-def _write_labels(conn: _Connection, job_id: str, labels: Mapping[str, str]) -> None:
+def _write_labels(conn: Connection, job_id: str, labels: Mapping[str, str]) -> None:
     conn.execute("DELETE FROM anyjob_labels WHERE job_id = ?", (job_id,))
     _insert_labels(conn, job_id, labels)
 
 
-def _insert_labels(conn: _Connection, job_id: str, labels: Mapping[str, str]) -> None:
+def _insert_labels(conn: Connection, job_id: str, labels: Mapping[str, str]) -> None:
     conn.executemany(
         "INSERT INTO anyjob_labels (job_id, key, value) VALUES (?, ?, ?)",
         [(job_id, key, value) for key, value in labels.items()],

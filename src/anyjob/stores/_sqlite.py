@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import final
+from typing import Final, final
 
-from anyjob._exceptions import JobError
-from anyjob.stores._sql import SCHEMA, SCHEMA_VERSION, _Connection, _SQLStore
+from anyjob._exceptions import StoreError
+from anyjob.stores._connection import SCHEMA_VERSION, Connection, schema_statements, seconds
+from anyjob.stores._sql import _SQLStore
+
+_TABLES: Final = schema_statements(real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT", id="TEXT")
 
 __all__ = ["SQLiteStore"]
 
@@ -30,16 +33,33 @@ class SQLiteStore(_SQLStore):
     jobs of a process that died stay as they were (``RUNNING`` too) until they
     are canceled or cleaned up.
 
+    Opening (in a worker thread, by :meth:`open` or the first call) creates the
+    tables in one ``BEGIN IMMEDIATE`` transaction, so processes starting at once on
+    a new file do not trip over each other. Every error of the database (a locked
+    file past ``busy_timeout``, an unwritable path, a damaged file) is raised as
+    :class:`~anyjob.StoreError`, the ``sqlite3`` exception chained.
+
     Args:
         path: The database file (created if missing), or ``":memory:"`` for a
             private in-memory database (not shared, not durable; for tests).
         poll_interval: Seconds between looks for other processes' changes.
+        connect_timeout: Seconds opening the file may wait for another writer
+            (while it creates the tables, say).
+        busy_timeout: Seconds any later call waits for another writer to release
+            the file before it fails with :class:`~anyjob.StoreError`.
 
     Raises:
         TypeError, ValueError: An invalid argument.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, poll_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        poll_interval: float = 0.2,
+        connect_timeout: float = 10.0,
+        busy_timeout: float = 30.0,
+    ) -> None:
         if not isinstance(path, str | os.PathLike):
             msg = f"path must be a str or os.PathLike, not {type(path).__name__}"
             raise TypeError(msg)
@@ -47,7 +67,8 @@ class SQLiteStore(_SQLStore):
         if not isinstance(fs_path, str) or not fs_path:
             msg = f"path must be a non-empty str path, got {path!r}"
             raise ValueError(msg)
-        super().__init__(poll_interval=poll_interval)
+        super().__init__(poll_interval=poll_interval, connect_timeout=connect_timeout)
+        self.busy_timeout = seconds("busy_timeout", busy_timeout)
         self._path = fs_path
 
     def __repr__(self) -> str:
@@ -58,35 +79,58 @@ class SQLiteStore(_SQLStore):
         """The database file."""
         return self._path
 
-    def _open(self) -> _Connection:
-        raw = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=30.0)
+    def _open(self) -> Connection:
+        raw = sqlite3.connect(
+            self._path, check_same_thread=False, isolation_level=None, timeout=self.connect_timeout
+        )
         raw.row_factory = sqlite3.Row
         try:
             self._prepare(raw)
+            raw.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
         except BaseException:
             raw.close()
             raise
-        return _Connection(
+        return Connection(
             raw,
             begin=("BEGIN IMMEDIATE",),
             translate=False,
             greatest="max",
             lock_row="",
             integrity_errors=(sqlite3.IntegrityError,),
+            errors=(sqlite3.Error,),
+            usable=_usable,
         )
 
     def _prepare(self, raw: sqlite3.Connection) -> None:
-        """WAL, and the tables in a new database; refuse one made by a newer anyjob."""
+        """WAL, and the tables in a new database (in one write transaction); refuse a newer layout."""
         if self._path != ":memory:":
             raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
-        version = raw.execute("PRAGMA user_version").fetchone()[0]
+        raw.execute("BEGIN IMMEDIATE")  # one creator at a time; the others wait, then find the tables
+        try:
+            version = raw.execute("PRAGMA user_version").fetchone()[0]
+            self._check_version(version)
+            for statement in _TABLES:  # all IF NOT EXISTS: cheap, and repairs a dropped table
+                raw.execute(statement)
+            if version < SCHEMA_VERSION:
+                raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+
+    def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             msg = (
                 f"{self._path!r} holds anyjob tables of version {version}, newer than this anyjob "
                 f"understands ({SCHEMA_VERSION}): upgrade anyjob to use it"
             )
-            raise JobError(msg)
-        raw.executescript(SCHEMA.format(real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT", id="TEXT"))
-        if version < SCHEMA_VERSION:
-            raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            raise StoreError(msg)
+
+
+def _usable(raw: sqlite3.Connection) -> bool:
+    try:
+        raw.total_changes  # noqa: B018 - raises once the connection is closed
+    except sqlite3.ProgrammingError:
+        return False
+    return True

@@ -1,0 +1,168 @@
+"""One DB-API connection with the drivers' differences in one place, transactions, the tables."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+__all__: list[str] = []
+
+#: Errors raised in the worker thread that are the database's (or its driver's) doing,
+#: besides the driver's own exception classes: values the driver cannot bind.
+BINDING_ERRORS: Final = (OverflowError, UnicodeError, RecursionError)
+#: The tables, with {real} for the type of a float, {serial} for an auto-numbered key and
+#: {id} for the type of a job id (compared byte by byte, as Python compares strings).
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS anyjob_jobs (
+    id {id} PRIMARY KEY,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    params TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    created {real} NOT NULL,
+    scheduled {real} NOT NULL,
+    owner TEXT NOT NULL,
+    function TEXT NOT NULL,
+    progress {real} NOT NULL,
+    message TEXT,
+    result TEXT NOT NULL,
+    error TEXT,
+    error_type TEXT,
+    attempts INTEGER NOT NULL,
+    started {real},
+    ended {real},
+    cancel_requested INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS anyjob_jobs_by_state ON anyjob_jobs (state, created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS anyjob_jobs_by_name ON anyjob_jobs (name, created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS anyjob_jobs_by_created ON anyjob_jobs (created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS anyjob_jobs_by_ended ON anyjob_jobs (ended) WHERE ended IS NOT NULL;
+CREATE TABLE IF NOT EXISTS anyjob_labels (
+    job_id {id} NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (job_id, key)
+);
+CREATE INDEX IF NOT EXISTS anyjob_labels_by_pair ON anyjob_labels (key, value);
+CREATE TABLE IF NOT EXISTS anyjob_changes (
+    seq {serial},
+    job_id TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    at {real} NOT NULL
+);
+"""
+
+
+#: The layout of the tables; kept in the database for later migrations.
+SCHEMA_VERSION: Final = 1
+
+
+def schema_statements(**types: str) -> list[str]:
+    """:data:`SCHEMA` with the given column types, one statement each."""
+    return [statement for statement in SCHEMA.format(**types).split(";") if statement.strip()]
+
+
+def seconds(name: str, value: object) -> float:
+    """A positive, finite number of seconds given as argument *name*.
+
+    Raises:
+        TypeError: Not a number.
+        ValueError: Not positive and finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"{name} must be a number of seconds, not {type(value).__name__}"
+        raise TypeError(msg)
+    if not 0 < value < math.inf:
+        msg = f"{name} must be positive and finite, got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+class Connection:
+    """A DB-API connection with what differs between the drivers in one place."""
+
+    __slots__ = (
+        "_begin",
+        "_translate",
+        "_usable",
+        "errors",
+        "greatest",
+        "integrity_errors",
+        "lock_row",
+        "raw",
+    )
+
+    def __init__(
+        self,
+        raw: Any,
+        *,
+        begin: Sequence[str],
+        translate: bool,
+        greatest: str,
+        lock_row: str,
+        integrity_errors: tuple[type[BaseException], ...],
+        errors: tuple[type[BaseException], ...],
+        usable: Callable[[Any], bool],
+    ) -> None:
+        self.raw = raw
+        self._begin = begin
+        self._translate = translate  # "?" placeholders to "%s"
+        self.greatest = greatest  # the SQL function for the larger of two values
+        self.lock_row = lock_row  # appended to a SELECT that reads a row it will update
+        self.integrity_errors = integrity_errors
+        self.errors: tuple[type[BaseException], ...] = (*errors, *BINDING_ERRORS)  # what becomes a StoreError
+        self._usable = usable
+
+    def _dialect(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._translate else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(self._dialect(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.cursor().executemany(self._dialect(sql), rows)
+
+    def begin(self) -> None:
+        for statement in self._begin:
+            self.raw.execute(statement)
+
+    def usable(self) -> bool:
+        """Whether the connection can still be used (else the store opens a new one)."""
+        return self._usable(self.raw)
+
+    def close(self) -> None:
+        with contextlib.suppress(*self.errors):  # closing a broken connection: it is gone either way
+            self.raw.close()
+
+
+def head(conn: Connection) -> int:
+    """The number of the change log's latest change (0 when empty)."""
+    row = conn.execute("SELECT COALESCE(MAX(seq), 0) AS seq FROM anyjob_changes").fetchone()
+    return int(row["seq"])
+
+
+class transaction:  # noqa: N801 - used like a function
+    """``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on an error) on an autocommit connection.
+
+    Writers take the database's write lock as they begin (SQLite: ``BEGIN IMMEDIATE``;
+    PostgreSQL: an advisory lock), so change-log numbers follow commit order.
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.begin()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+            return
+        with contextlib.suppress(*self._conn.errors):  # a lost connection: its own error is raised
+            self._conn.execute("ROLLBACK")

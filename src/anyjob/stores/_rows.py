@@ -1,0 +1,112 @@
+"""Job records as SQL rows and back, and queries as WHERE clauses (for the SQL stores)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+import attrs
+
+from anyjob._exceptions import StoreError
+from anyjob._records import JobRecord
+from anyjob._state import State
+from anyjob.stores._base import clamp_timestamp
+
+__all__: list[str] = []
+
+STATE_BY_VALUE: Final = {state.value: state for state in State}
+FIELDS: Final = tuple(field.name for field in attrs.fields(JobRecord))
+_JSON_FIELDS: Final = frozenset({"labels", "params", "result"})
+_TIME_FIELDS: Final = frozenset({"created", "scheduled", "started", "ended"})
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, refusing NaN and infinities."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def to_row(record: JobRecord) -> tuple[Any, ...]:
+    """The column values of *record*, in the order of :data:`FIELDS`."""
+    return tuple(column(name, getattr(record, name)) for name in FIELDS)
+
+
+def column(name: str, value: Any) -> Any:
+    """The column value of one record field."""
+    if name in _JSON_FIELDS:
+        return dumps(dict(value) if name == "labels" else value)
+    if name == "state":
+        return value.value
+    if name == "cancel_requested":
+        return int(value)
+    return value
+
+
+def _value(name: str, stored: Any) -> Any:
+    """The inverse of :func:`column` (times out of a datetime's range clamped to it)."""
+    if name in _JSON_FIELDS:
+        value: Any = json.loads(stored)
+        if name == "labels":
+            if not isinstance(value, dict):
+                msg = f"labels are a {type(value).__name__}, not an object"
+                raise TypeError(msg)
+            labels: dict[str, str] = value  # pyright: ignore[reportUnknownVariableType]
+            return MappingProxyType(labels)
+        return value
+    if name == "state":
+        return STATE_BY_VALUE[stored]
+    if name == "cancel_requested":
+        return bool(stored)
+    if name in _TIME_FIELDS and stored is not None:
+        return clamp_timestamp(float(stored))
+    return stored
+
+
+def from_row(row: Any) -> JobRecord:
+    """The record a row holds.
+
+    Raises:
+        StoreError: The row cannot be decoded (its ``job_id`` is set; the cause chained).
+    """
+    try:
+        return JobRecord(**{name: _value(name, row[name]) for name in FIELDS})
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        job_id = str(row["id"])
+        msg = f"cannot decode the stored record of job {job_id!r}: {exc!r}"
+        raise StoreError(msg, job_id=job_id) from exc
+
+
+def filters(
+    *,
+    states: frozenset[State] | None = None,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    created_after: float | None = None,
+    created_before: float | None = None,
+) -> tuple[str, list[Any]]:
+    """A WHERE clause (possibly empty) and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if states is not None:
+        if not states:
+            return " WHERE 1 = 0", []
+        clauses.append(f"state IN ({','.join('?' * len(states))})")
+        params.extend(state.value for state in states)
+    if name is not None:
+        clauses.append("name = ?")
+        params.append(name)
+    # Compared in whole microseconds, as JobQuery.matches does.
+    if created_after is not None:
+        clauses.append("CAST(round(created * 1000000) AS BIGINT) > ?")
+        params.append(round(created_after * 1_000_000))
+    if created_before is not None:
+        clauses.append("CAST(round(created * 1000000) AS BIGINT) < ?")
+        params.append(round(created_before * 1_000_000))
+    for key, value in (labels or {}).items():
+        clauses.append(
+            "EXISTS (SELECT 1 FROM anyjob_labels l"
+            " WHERE l.job_id = anyjob_jobs.id AND l.key = ? AND l.value = ?)"
+        )
+        params.extend((key, value))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -1,0 +1,1 @@
+"""Tests of the stores on their own (a package, so its conftest does not shadow ``tests/conftest.py``)."""

@@ -1,0 +1,254 @@
+"""The Store contract, run over every store: memory, protocol-only, SQLite, PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from typing import Any
+
+import anyio
+import pytest
+from tests.stores.support import StoreKit, record
+
+from anyjob import JobError, State, StoreError
+from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore, Store, StoreChange
+from conftest import POSTGRES_DSN
+
+pytestmark = pytest.mark.anyio
+
+_RUNNING = frozenset({State.RUNNING})
+
+
+async def _changes_until(feed: Any, done: Any) -> list[StoreChange]:
+    """Changes from *feed* until ``done(changes_so_far)`` (within 5 s)."""
+    seen: list[StoreChange] = []
+    async with contextlib.aclosing(feed.__aiter__()) as batches:
+        with anyio.fail_after(5):
+            async for changes in batches:
+                seen.extend(changes)
+                if done(seen):
+                    break
+    return seen
+
+
+class TestStoreContract:
+    async def test_open_is_idempotent(self, kit: StoreKit) -> None:
+        store = kit.store()
+        assert isinstance(store, Store)
+        await store.open()
+        await store.open()
+        assert await store.get("nothing") is None
+
+    async def test_insert_and_a_duplicate_id(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.open()
+        await store.insert(record("j1", labels={"team": "data"}, params={"rows": [1, 2]}))
+        with pytest.raises(JobError, match="already exists") as caught:
+            await store.insert(record("j1"))
+        assert not isinstance(caught.value, StoreError)
+        assert caught.value.job_id == "j1"
+        copy = await kit.new().get_record("j1")
+        assert copy is not None
+        assert (copy.state, dict(copy.labels), copy.params) == (
+            State.CREATED,
+            {"team": "data"},
+            {"rows": [1, 2]},
+        )
+
+    async def test_apply_with_expected_states(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.insert(record("j1"))
+        applied = await store.apply(
+            [
+                RecordUpdate("j1", {"state": State.RUNNING, "started": 5.0}, frozenset({State.CREATED})),
+                RecordUpdate("j1", {"state": State.FAILED}, frozenset({State.CREATED})),
+                RecordUpdate("missing", {"state": State.FAILED}),
+                RecordUpdate("j1", {"progress": 0.5, "message": "half"}),
+            ],
+            origin="manager-a",
+        )
+        assert applied == [True, False, False, True]
+        info = await kit.new().get("j1")
+        assert info is not None
+        assert (info.state, info.progress, info.message) == (State.RUNNING, 0.5, "half")
+        with pytest.raises(ValueError, match="cannot update"):
+            await store.apply([RecordUpdate("j1", {"no_such_field": 1})], origin="a")
+        with pytest.raises(ValueError, match="cannot update"):
+            await store.apply([RecordUpdate("j1", {"id": "other"})], origin="a")
+        assert await store.apply([], origin="a") == []
+
+    async def test_reads_hand_out_copies(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.insert(record("j1", params={"rows": [1]}, result=None))
+        await store.apply([RecordUpdate("j1", {"result": {"out": [1]}})], origin="a")
+        info = await store.get("j1")
+        copy = await store.get_record("j1")
+        assert info is not None
+        assert copy is not None
+        info.params["rows"].append(2)
+        copy.result["out"].append(2)
+        copy.state = State.FAILED
+        again = await store.get_record("j1")
+        assert again is not None
+        assert (again.params, again.result, again.state) == ({"rows": [1]}, {"out": [1]}, State.CREATED)
+        assert await store.get("missing") is None
+        assert await store.get_record("missing") is None
+
+    async def test_queries_filter_and_page_newest_first(self, kit: StoreKit) -> None:
+        store = kit.store()
+        base = 1_700_000_000.0
+        for i in range(12):
+            await store.insert(
+                record(
+                    f"j{i:02}",
+                    name="even" if i % 2 == 0 else "odd",
+                    state=State.SUCCEEDED if i < 6 else State.CREATED,
+                    labels={"batch": str(i // 4), "all": "yes"},
+                    created=base + i,
+                )
+            )
+        reader = kit.new()
+
+        async def ids(**filters: Any) -> list[str]:
+            return [info.id for info in await reader.query(JobQuery(**filters))]
+
+        assert await ids(limit=3) == ["j11", "j10", "j09"]
+        assert await ids(limit=3, offset=3) == ["j08", "j07", "j06"]
+        assert await ids(offset=11) == ["j00"]
+        assert await ids(offset=12) == []
+        assert await ids(states=frozenset({State.SUCCEEDED}), limit=2) == ["j05", "j04"]
+        assert await ids(states=frozenset()) == []
+        assert await ids(name="odd", states=frozenset({State.CREATED})) == ["j11", "j09", "j07"]
+        assert await ids(labels={"batch": "1", "all": "yes"}) == ["j07", "j06", "j05", "j04"]
+        assert await ids(labels={"batch": "1", "all": "no"}) == []
+        assert await ids(created_after=base + 9, created_before=base + 11) == ["j10"]
+
+    async def test_statistics(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.insert(
+            record("a", name="x", state=State.SUCCEEDED, started=1.0, ended=3.0, labels={"k": "v"})
+        )
+        await store.insert(record("b", name="x", state=State.FAILED, started=1.0, ended=2.0))
+        await store.insert(record("c", name="y", state=State.RUNNING, started=1.0, labels={"k": "v"}))
+        await store.insert(record("d", name="y"))
+        stats = await kit.new().statistics()
+        assert stats.total == 4
+        assert set(stats.by_state) == set(State)
+        assert (stats.by_state[State.SUCCEEDED], stats.by_state[State.CANCELED]) == (1, 0)
+        assert stats.by_name == {"x": 2, "y": 2}
+        assert (stats.active, stats.success_rate, stats.average_duration) == (2, 0.5, 1.5)
+        named = await store.statistics(name="y")
+        assert (named.total, named.by_name, named.success_rate) == (2, {"y": 2}, 0.0)
+        by_label = await store.statistics(labels={"k": "v"})
+        assert (by_label.total, by_label.by_name) == (2, {"x": 1, "y": 1})
+        # Counts follow updates: a run ends, its duration is counted.
+        await store.apply([RecordUpdate("c", {"state": State.SUCCEEDED, "ended": 4.0})], origin="a")
+        stats = await store.statistics()
+        assert (stats.by_state[State.SUCCEEDED], stats.active, stats.average_duration) == (2, 1, 2.0)
+
+    async def test_cancel_requests(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.insert(record("waiting"))
+        await store.insert(record("running", state=State.RUNNING, started=1.0))
+        await store.insert(record("done", state=State.SUCCEEDED, ended=10.0))
+        other = kit.new()
+        assert await other.request_cancel("waiting", origin="manager-b") is State.CREATED
+        assert await other.request_cancel("running", origin="manager-b") is State.RUNNING
+        assert await other.request_cancel("done", origin="manager-b") is State.SUCCEEDED
+        assert await other.request_cancel("missing", origin="manager-b") is None
+        waiting = await store.get_record("waiting")
+        running = await store.get_record("running")
+        assert waiting is not None
+        assert running is not None
+        assert (waiting.state, waiting.cancel_requested, waiting.ended is not None) == (
+            State.CANCELED,
+            True,
+            True,
+        )
+        assert (running.state, running.cancel_requested) == (State.RUNNING, True)
+        assert (await store.statistics()).by_state[State.CANCELED] == 1
+
+    @pytest.mark.parametrize("end", [State.SUCCEEDED, State.FAILED])
+    async def test_a_stored_cancel_request_wins_over_a_later_end(self, kit: StoreKit, end: State) -> None:
+        store = kit.store()
+        await store.insert(record("asked", state=State.RUNNING, started=1.0))
+        await store.insert(record("not-asked", state=State.RUNNING, started=1.0))
+        assert await kit.new().request_cancel("asked", origin="manager-b") is State.RUNNING
+        ending = {"state": end, "ended": 2.0, "progress": 1.0, "result": "late"}
+        applied = await store.apply(
+            [RecordUpdate("asked", ending, _RUNNING), RecordUpdate("not-asked", ending, _RUNNING)],
+            origin="manager-a",
+        )
+        assert applied == [True, True]  # it still counts as applied
+        asked = await kit.new().get_record("asked")
+        not_asked = await store.get_record("not-asked")
+        assert asked is not None
+        assert not_asked is not None
+        assert (asked.state, asked.ended, asked.result) == (State.CANCELED, 2.0, "late")
+        assert not_asked.state is end
+        stats = await store.statistics()
+        assert (stats.by_state[State.CANCELED], stats.by_state[end]) == (1, 1)
+        # A retry clears the request: its next end stands.
+        await store.apply(
+            [RecordUpdate("asked", {"state": State.RUNNING, "cancel_requested": False})], origin="manager-a"
+        )
+        await store.apply([RecordUpdate("asked", {"state": end})], origin="manager-a")
+        again = await store.get("asked")
+        assert again is not None
+        assert again.state is end
+
+    async def test_delete_finished(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.insert(record("old", state=State.SUCCEEDED, started=1.0, ended=10.0, labels={"k": "v"}))
+        await store.insert(record("new", state=State.FAILED, ended=20.0))
+        await store.insert(record("running", state=State.RUNNING))
+        assert await store.delete_finished(5.0) == 0
+        assert await kit.new().delete_finished(15.0) == 1
+        assert await store.get("old") is None
+        assert await store.query(JobQuery(labels={"k": "v"})) == []
+        stats = await store.statistics()
+        assert (stats.total, stats.by_name, stats.average_duration) == (2, {"job": 2}, 0.0)
+        assert await store.delete_finished(25.0) == 1
+        assert [info.id for info in await store.query(JobQuery())] == ["running"]
+
+    async def test_feeds_report_other_origins_changes(self, kit: StoreKit) -> None:
+        mine = kit.store()
+        other = kit.new()  # another process, for a durable store; another manager otherwise
+        await mine.open()
+        feed = mine.subscribe("manager-a")
+        await other.insert(record("j1", owner="manager-b"))
+        await mine.insert(record("j2", owner="manager-a"))  # its own: not reported
+        await other.request_cancel("j1", origin="manager-b")
+        seen = await _changes_until(
+            feed, lambda seen: any(c.info is not None and c.info.state is State.CANCELED for c in seen)
+        )
+        assert {change.job_id for change in seen} == {"j1"}
+        last = seen[-1]
+        assert (last.cancel_requested, last.owner) == (True, "manager-b")
+        assert await other.delete_finished(9e9) == 1
+        gone = await _changes_until(feed, lambda seen: any(c.job_id == "j1" and c.info is None for c in seen))
+        assert gone[-1].owner == ""
+        feed.close()
+        assert [changes async for changes in feed] == []  # closed: the iterator ends
+
+    async def test_durable_stores_raise_store_errors(self, kit: StoreKit) -> None:
+        if not kit.durable:
+            pytest.skip("only a durable store has a database to lose")
+        store = kit.store()
+        await store.insert(record("j1"))
+        if isinstance(store, SQLiteStore):
+            with contextlib.closing(sqlite3.connect(store.path)) as conn:
+                conn.execute("DROP TABLE anyjob_jobs")
+        else:
+            import psycopg
+
+            assert isinstance(store, PostgresStore)
+            with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{store.schema}" CASCADE')
+        with pytest.raises(StoreError, match="could not read job 'j1'") as caught:
+            await store.get("j1")
+        assert type(caught.value.__cause__).__module__.split(".")[0] in {"sqlite3", "psycopg"}
+        with pytest.raises(StoreError, match="could not query jobs"):
+            await store.query(JobQuery())
+        with pytest.raises(StoreError, match="could not insert job 'j2'"):
+            await store.insert(record("j2"))

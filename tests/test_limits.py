@@ -1,0 +1,727 @@
+"""The limits of anyjob._limits and the JSON checks of anyjob._records: both sides of every bound."""
+
+from __future__ import annotations
+
+import enum
+import math
+import pathlib
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from anyjob import _limits, _records
+from anyjob._limits import (
+    MAX_DELAY,
+    MAX_ERROR_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INT,
+    MAX_LABEL_KEY_LENGTH,
+    MAX_LABEL_VALUE_LENGTH,
+    MAX_LABELS,
+    MAX_MESSAGE_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_OFFSET,
+    MAX_PAGE_LIMIT,
+    MAX_PRIORITY,
+    MIN_JSON_INT,
+    MIN_PRIORITY,
+    check_created,
+    check_id,
+    check_labels,
+    check_message,
+    check_name,
+    check_new_id,
+    check_page,
+    check_priority,
+    check_progress,
+    check_start,
+    describe_error,
+    printable_text,
+    text_problem,
+)
+from anyjob._records import JobRecord, check_json_safe, from_timestamp
+from anyjob._state import State
+from anyjob._time import aware_timestamp, ensure_aware, short_repr, to_seconds
+
+SURROGATE = "\udc80"  # what os.fsdecode makes of the byte 0x80 in a file name
+WEST = timezone(timedelta(hours=-1))
+EAST = timezone(timedelta(hours=1))
+
+
+class Level(enum.IntEnum):
+    HIGH = 5
+
+
+class Text(str):
+    __slots__ = ()
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("plain", None),
+        ("", None),
+        ("été ✓ 日本", None),
+        ("a\x00b", "a NUL character"),
+        (f"name{SURROGATE}", "lone surrogate"),
+        (f"é{SURROGATE}", "lone surrogate"),
+    ],
+)
+def test_text_problem(value: str, problem: str | None) -> None:
+    found = text_problem(value)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+# -- ids and names -----------------------------------------------------------------------------
+
+ID_CHECKS = [check_id, check_new_id]
+
+
+@pytest.mark.parametrize("check", ID_CHECKS)
+@pytest.mark.parametrize("value", ["a", "x" * MAX_ID_LENGTH, "été-日本", "with space"])
+def test_ids_in_bounds_are_taken(check: Callable[[object], str], value: str) -> None:
+    assert check(value) == value
+
+
+@pytest.mark.parametrize("check", ID_CHECKS)
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "job id must not be empty"),
+        ("x" * (MAX_ID_LENGTH + 1), f"job id must be 1 to {MAX_ID_LENGTH} characters long, got 256"),
+        ("x" * 8192, "got 8192"),
+        ("a\x00b", "NUL"),
+        (f"id{SURROGATE}", "lone surrogate"),
+    ],
+)
+def test_ids_out_of_bounds_raise_value_error(
+    check: Callable[[object], str], value: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check(value)
+
+
+@pytest.mark.parametrize("check", ID_CHECKS)
+@pytest.mark.parametrize("value", [None, 5, b"id", ["id"]])
+def test_ids_of_another_type_raise_type_error(check: Callable[[object], str], value: object) -> None:
+    with pytest.raises(TypeError, match="job id must be a str"):
+        check(value)
+
+
+def test_a_str_subclass_is_copied_as_a_plain_str() -> None:
+    for check in (check_id, check_name):
+        checked = check(Text("abc"))
+        assert type(checked) is str
+        assert checked == "abc"
+    assert type(check_id(Text("é"))) is str
+
+
+@pytest.mark.parametrize("value", ["n", "x" * MAX_NAME_LENGTH, "thumbnail.été"])
+def test_names_in_bounds_are_taken(value: str) -> None:
+    assert check_name(value) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ("", ValueError, "job name must not be empty"),
+        ("x" * (MAX_NAME_LENGTH + 1), ValueError, f"1 to {MAX_NAME_LENGTH} characters"),
+        ("a\x00", ValueError, "NUL"),
+        (SURROGATE, ValueError, "lone surrogate"),
+        (3, TypeError, "job name must be a str, not int"),
+        (None, TypeError, "job name must be a str, not NoneType"),
+    ],
+)
+def test_names_out_of_bounds(value: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        check_name(value)
+
+
+def test_name_messages_say_which_argument() -> None:
+    with pytest.raises(ValueError, match=r"^name filter must not be empty$"):
+        check_name("", "name filter")
+
+
+# -- labels ----------------------------------------------------------------------------------
+
+
+def test_no_labels_give_an_empty_read_only_mapping() -> None:
+    labels = check_labels(None)
+    assert isinstance(labels, MappingProxyType)
+    assert dict(labels) == {}
+    assert check_labels(None) is labels  # one shared empty mapping
+
+
+def test_labels_are_a_read_only_copy() -> None:
+    given = {"kind": "io", "team": "été"}
+    labels = check_labels(given)
+    given["kind"] = "cpu"
+    assert dict(labels) == {"kind": "io", "team": "été"}
+    with pytest.raises(TypeError):
+        labels["kind"] = "x"  # type: ignore[index]
+
+
+def test_labels_at_their_bounds_are_taken() -> None:
+    many = {f"k{i}": "" for i in range(MAX_LABELS)}
+    assert len(check_labels(many)) == MAX_LABELS
+    big = {"k" * MAX_LABEL_KEY_LENGTH: "v" * MAX_LABEL_VALUE_LENGTH}
+    assert dict(check_labels(big)) == big
+    assert dict(check_labels({"k": ""})) == {"k": ""}
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({f"k{i}": "v" for i in range(MAX_LABELS + 1)}, f"at most {MAX_LABELS} pairs, got 65"),
+        ({"": "v"}, "a label key must not be empty"),
+        ({"k" * (MAX_LABEL_KEY_LENGTH + 1): "v"}, f"1 to {MAX_LABEL_KEY_LENGTH} characters long, got 129"),
+        (
+            {"k": "v" * (MAX_LABEL_VALUE_LENGTH + 1)},
+            f"0 to {MAX_LABEL_VALUE_LENGTH} characters long, got 1025",
+        ),
+        ({"k\x00": "v"}, "a label key must be text"),
+        ({"k": "v\x00"}, "the value of label 'k' must be text"),
+        ({f"k{SURROGATE}": "v"}, "lone surrogate"),
+        ({"k": SURROGATE}, "lone surrogate"),
+    ],
+)
+def test_labels_out_of_bounds_raise_value_error(labels: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_labels(labels)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([("k", "v")], "labels must be a mapping of str to str, not list"),
+        ("k=v", "not str"),
+        ({1: "v"}, "labels must map str to str, got 1: 'v'"),
+        ({"k": 1}, "labels must map str to str, got 'k': 1"),
+        ({"k": None}, "got 'k': None"),
+    ],
+)
+def test_labels_of_another_type_raise_type_error(labels: object, message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        check_labels(labels)
+
+
+# -- priority --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, -1, 1, MIN_PRIORITY, MAX_PRIORITY])
+def test_priorities_in_bounds_are_taken(value: int) -> None:
+    assert check_priority(value) == value
+
+
+def test_priority_bounds_are_those_of_a_postgresql_integer() -> None:
+    assert (MIN_PRIORITY, MAX_PRIORITY) == (-(2**31), 2**31 - 1)
+
+
+@pytest.mark.parametrize(
+    "value", [MIN_PRIORITY - 1, MAX_PRIORITY + 1, 2**31, 2**100, pytest.param(-(10**5000), id="-10**5000")]
+)
+def test_priorities_out_of_bounds_raise_value_error(value: int) -> None:
+    with pytest.raises(ValueError, match=f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}"):
+        check_priority(value)
+
+
+@pytest.mark.parametrize("value", [True, False, 1.0, "1", None, Decimal(1)])
+def test_priorities_of_another_type_raise_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match="priority must be an int"):
+        check_priority(value)
+
+
+def test_an_int_enum_priority_is_copied_as_a_plain_int() -> None:
+    checked = check_priority(Level.HIGH)
+    assert type(checked) is int
+    assert checked == 5
+
+
+# -- progress and message ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, 0.0),
+        (1, 1.0),
+        (0.0, 0.0),
+        (0.5, 0.5),
+        (1.0, 1.0),
+        (Fraction(1, 4), 0.25),
+        (Decimal("0.75"), 0.75),
+        (5e-324, 5e-324),
+    ],
+)
+def test_progress_in_bounds_is_a_float(value: object, expected: float) -> None:
+    checked = check_progress(value)
+    assert type(checked) is float
+    assert checked == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        -1,
+        2,
+        -1e-12,
+        1.0000000001,
+        math.nan,
+        math.inf,
+        -math.inf,
+        10**400,
+        -(10**400),
+        Fraction(10**400),
+        Decimal("1e400"),
+        Decimal("NaN"),
+        Decimal("sNaN"),
+        Fraction(3, 2),
+    ],
+)
+def test_progress_out_of_bounds_raises_value_error(value: object) -> None:
+    with pytest.raises(ValueError, match=r"progress must be a finite number in \[0, 1\]"):
+        check_progress(value)
+
+
+@pytest.mark.parametrize("value", [True, False, "0.5", None, 1j, [0.5]])
+def test_progress_of_another_type_raises_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match="progress must be a real number"):
+        check_progress(value)
+
+
+@pytest.mark.parametrize("value", [None, "", "half way", "é" * MAX_MESSAGE_LENGTH, "x" * MAX_MESSAGE_LENGTH])
+def test_messages_in_bounds_are_taken(value: str | None) -> None:
+    assert check_message(value) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        ("x" * (MAX_MESSAGE_LENGTH + 1), ValueError, f"0 to {MAX_MESSAGE_LENGTH} characters long, got 4097"),
+        ("a\x00", ValueError, "progress message must be text"),
+        (f"file {SURROGATE}.txt", ValueError, "lone surrogate"),
+        (5, TypeError, "progress message must be a str or None, not int"),
+        (b"bytes", TypeError, "not bytes"),
+    ],
+)
+def test_messages_out_of_bounds(value: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        check_message(value)
+
+
+# -- errors recorded on a job's behalf ----------------------------------------------------------
+
+
+def test_printable_text_escapes_what_no_store_keeps() -> None:
+    assert printable_text("plain") == "plain"
+    assert printable_text("é") == "é"
+    assert printable_text("a\x00b") == "a\\x00b"
+    assert printable_text(f"f{SURROGATE}") == "f\\udc80"
+    assert text_problem(printable_text(f"\x00{SURROGATE}é")) is None
+
+
+def test_printable_text_cuts_long_text() -> None:
+    text = printable_text("x" * (MAX_ERROR_LENGTH * 3))
+    assert len(text) <= MAX_ERROR_LENGTH
+    assert text.endswith(f"({MAX_ERROR_LENGTH * 3} characters, cut)")
+    assert printable_text("x" * MAX_ERROR_LENGTH) == "x" * MAX_ERROR_LENGTH
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        msg = "no str for you"
+        raise RuntimeError(msg)
+
+
+def test_describe_error_never_raises() -> None:
+    assert describe_error(ValueError("bad input")) == "bad input"
+    assert describe_error(ValueError()) == "ValueError"
+    assert describe_error(ValueError(f"path {SURROGATE}\x00")) == "path \\udc80\\x00"
+    text = describe_error(UnprintableError())
+    assert "UnprintableError" in text
+    assert "RuntimeError" in text
+
+
+# -- delay and at ------------------------------------------------------------------------------
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("delay", "expected"),
+    [
+        (0, 0.0),
+        (0.0, 0.0),
+        (1.5, 1.5),
+        (timedelta(minutes=2), 120.0),
+        (MAX_DELAY, MAX_DELAY),
+        (timedelta(seconds=MAX_DELAY), MAX_DELAY),
+    ],
+)
+def test_delays_in_bounds(delay: object, expected: float) -> None:
+    assert check_start(delay, None, NOW) == expected
+
+
+def test_max_delay_is_100_years() -> None:
+    assert pytest.approx(100 * 365.25 * 24 * 3600) == MAX_DELAY
+
+
+@pytest.mark.parametrize(
+    ("delay", "message"),
+    [
+        (MAX_DELAY * 1.000001, "delay must be at most 3155760000 seconds (100 years)"),
+        (1e12, "at most 3155760000 seconds"),
+        (timedelta.max, "at most 3155760000 seconds"),
+        (10**400, "at most 3155760000 seconds"),
+        (math.inf, "at most 3155760000 seconds"),
+        (-1, "delay must not be negative"),
+        (-1e-9, "delay must not be negative"),
+        (timedelta(seconds=-1), "delay must not be negative"),
+        (-(10**400), "delay must not be negative"),
+        (math.nan, "delay must not be NaN"),
+    ],
+)
+def test_delays_out_of_bounds_raise_value_error(delay: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_start(delay, None, NOW)
+
+
+@pytest.mark.parametrize("delay", ["1", True, [1]])
+def test_delays_of_another_type_raise_type_error(delay: object) -> None:
+    with pytest.raises(TypeError, match="delay must be seconds"):
+        check_start(delay, None, NOW)
+
+
+def test_no_delay_nor_at_means_now() -> None:
+    assert check_start(None, None, NOW) == 0.0
+
+
+def test_delay_and_at_together_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="give either delay or at, not both"):
+        check_start(1.0, datetime.now(UTC), NOW)
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (datetime.fromtimestamp(NOW + 10, UTC), 10.0),
+        (datetime.fromtimestamp(NOW + 10, UTC).astimezone(WEST), 10.0),
+        (datetime.fromtimestamp(NOW, UTC), 0.0),
+        (datetime.fromtimestamp(NOW - 10, UTC), 0.0),  # the past means now
+        (datetime.min.replace(tzinfo=UTC), 0.0),
+        (datetime.min.replace(tzinfo=EAST), 0.0),  # before year 1 in UTC: still no overflow
+        (datetime.fromtimestamp(NOW + MAX_DELAY, UTC), MAX_DELAY),
+    ],
+)
+def test_at_in_bounds(at: datetime, expected: float) -> None:
+    assert check_start(None, at, NOW) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime.fromtimestamp(NOW + MAX_DELAY + 1, UTC),
+        datetime.max.replace(tzinfo=UTC),
+        datetime.max.replace(tzinfo=WEST),  # after year 9999 in UTC: ValueError, not OverflowError
+    ],
+)
+def test_at_too_far_ahead_raises_value_error(at: datetime) -> None:
+    with pytest.raises(ValueError, match="at must be at most 100 years ahead"):
+        check_start(None, at, NOW)
+
+
+def test_a_naive_at_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="at must be timezone-aware"):
+        check_start(None, datetime(2030, 1, 1), NOW)  # noqa: DTZ001 - the naive datetime under test
+
+
+@pytest.mark.parametrize("at", [NOW, "2030-01-01T00:00:00Z", timedelta(1)])
+def test_an_at_of_another_type_raises_type_error(at: object) -> None:
+    with pytest.raises(TypeError, match=r"at must be a datetime\.datetime"):
+        check_start(None, at, NOW)
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset"), [(1, 0), (MAX_PAGE_LIMIT, 0), (100, MAX_OFFSET), (Level.HIGH, Level.HIGH)]
+)
+def test_pages_in_bounds(limit: int, offset: int) -> None:
+    checked = check_page(limit, offset)
+    assert checked == (limit, offset)
+    assert all(type(value) is int for value in checked)
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "message"),
+    [
+        (0, 0, f"limit must be between 1 and {MAX_PAGE_LIMIT}, got 0"),
+        (MAX_PAGE_LIMIT + 1, 0, "got 1001"),
+        (-1, 0, "got -1"),
+        (2**63, 0, "limit must be between"),
+        (1, -1, f"offset must be between 0 and {MAX_OFFSET} (2**62), got -1"),
+        (1, MAX_OFFSET + 1, "offset must be between"),
+        (1, 2**63, "offset must be between"),
+        pytest.param(1, 10**5000, "offset must be between", id="10**5000"),
+    ],
+)
+def test_pages_out_of_bounds_raise_value_error(limit: int, offset: int, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_page(limit, offset)
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "name"), [(True, 0, "limit"), (1.0, 0, "limit"), (1, "0", "offset")]
+)
+def test_pages_of_another_type_raise_type_error(limit: object, offset: object, name: str) -> None:
+    with pytest.raises(TypeError, match=f"{name} must be an int"):
+        check_page(limit, offset)
+
+
+def test_created_filters() -> None:
+    assert check_created(None, "created_after") is None
+    assert check_created(datetime.fromtimestamp(NOW, UTC), "created_after") == NOW
+    assert check_created(datetime.fromtimestamp(NOW, UTC).astimezone(EAST), "created_after") == NOW
+    # any aware datetime gives a timestamp, none overflows
+    assert (check_created(datetime.max.replace(tzinfo=WEST), "created_before") or 0) > NOW
+    assert (check_created(datetime.min.replace(tzinfo=EAST), "created_after") or 0) < 0
+    with pytest.raises(ValueError, match="created_before must be timezone-aware"):
+        check_created(datetime(2030, 1, 1), "created_before")  # noqa: DTZ001 - the naive datetime under test
+    with pytest.raises(TypeError, match=r"created_after must be a datetime\.datetime, not float"):
+        check_created(NOW, "created_after")
+
+
+# -- _time helpers -------------------------------------------------------------------------------
+
+
+def test_to_seconds_takes_a_huge_int_as_infinite() -> None:
+    assert to_seconds(10**400, "timeout", allow_inf=True) == math.inf
+    with pytest.raises(ValueError, match="timeout must be finite"):
+        to_seconds(10**400, "timeout")
+    with pytest.raises(ValueError, match="timeout must not be negative"):
+        to_seconds(-(10**400), "timeout", allow_inf=True)
+
+
+def test_ensure_aware_refuses_a_time_past_utcs_range_with_value_error() -> None:
+    with pytest.raises(ValueError, match="outside the range of datetime in UTC"):
+        ensure_aware(datetime.max.replace(tzinfo=WEST), "at")
+    assert ensure_aware(datetime.max.replace(tzinfo=EAST), "at").tzinfo is UTC
+    assert aware_timestamp(datetime.fromtimestamp(NOW, UTC), "at") == NOW
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        msg = "no repr"
+        raise RuntimeError(msg)
+
+
+def test_short_repr_never_raises() -> None:
+    assert short_repr(5) == "5"
+    assert short_repr(10**5000) == "<an int of 16610 bits>"  # repr() itself raises ValueError
+    assert short_repr(BadRepr()) == "<a BadRepr whose repr() fails>"
+    long = short_repr("x" * 1000)
+    assert len(long) < 100
+    assert long.endswith("(1002 characters)")
+
+
+# -- JSON data ---------------------------------------------------------------------------------
+
+
+def nested(depth: int) -> list[Any]:
+    """A list nested *depth* deep: ``nested(1) == []``."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_json_keeps_its_contract() -> None:
+    given = {"a": (1, 2, [3]), "b": {"c": None, "d": True, "e": 1.5, "f": "é"}}
+    copied = check_json_safe(given, "params")
+    assert copied == {"a": [1, 2, [3]], "b": {"c": None, "d": True, "e": 1.5, "f": "é"}}
+    assert type(copied["a"]) is list
+    given["b"]["c"] = "changed"  # type: ignore[index]
+    assert copied["b"]["c"] is None
+
+
+@pytest.mark.parametrize("value", [None, True, False, 0, 7, MIN_JSON_INT, MAX_JSON_INT, "", "text"])
+def test_json_fast_path_returns_the_value_itself(value: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object) -> None:
+        msg = "the fast path walked the value"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(_records, "_copy", fail)
+    assert check_json_safe(value, "params") is value
+
+
+def test_json_non_ascii_text_takes_the_slow_path_and_is_kept() -> None:
+    assert check_json_safe("été", "params") == "été"
+    assert check_json_safe({"clé": ["日本"]}, "params") == {"clé": ["日本"]}
+
+
+def test_json_depth_bound() -> None:
+    assert check_json_safe(nested(MAX_JSON_DEPTH), "params") == nested(MAX_JSON_DEPTH)
+    with pytest.raises(ValueError, match=f"nested more than {MAX_JSON_DEPTH} deep"):
+        check_json_safe(nested(MAX_JSON_DEPTH + 1), "params")
+    deep_dict: dict[str, Any] = {}
+    for _ in range(MAX_JSON_DEPTH):
+        deep_dict = {"k": deep_dict}
+    with pytest.raises(ValueError, match="nested more than"):
+        check_json_safe(deep_dict, "params")
+
+
+def test_json_very_deep_and_cyclic_values_raise_value_error_not_recursion_error() -> None:
+    with pytest.raises(ValueError, match="nested more than 64 deep") as caught:
+        check_json_safe(nested(900), "the job's result")
+    assert len(str(caught.value)) < 400  # the path is shortened
+    assert str(caught.value).startswith("the job's result[0][0]")
+    cyclic_list: list[Any] = []
+    cyclic_list.append(cyclic_list)
+    cyclic_dict: dict[str, Any] = {}
+    cyclic_dict["self"] = cyclic_dict
+    for value in (cyclic_list, cyclic_dict, [1, {"a": cyclic_list}]):
+        with pytest.raises(ValueError, match="or holds itself"):
+            check_json_safe(value, "params")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        MAX_JSON_INT + 1,
+        MIN_JSON_INT - 1,
+        2**100,
+        pytest.param(10**5000, id="10**5000"),
+        pytest.param(-(10**5000), id="-10**5000"),
+    ],
+)
+def test_json_ints_outside_64_bits_raise_value_error(value: int) -> None:
+    for given in (value, [value], {"n": value}):
+        with pytest.raises(ValueError, match="outside the signed 64-bit range"):
+            check_json_safe(given, "params")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a\x00", "params must be JSON-safe, but a string holds a NUL character"),
+        ([f"x{SURROGATE}"], "params[0] must be JSON-safe, but a string holds a lone surrogate"),
+        ({"k\x00": 1}, "params must be JSON-safe, but the key 'k\\x00' holds a NUL character"),
+        (
+            {"a": {f"{SURROGATE}": 1}},
+            "params['a'] must be JSON-safe, but the key '\\udc80' holds a lone surrogate",
+        ),
+        ({"a": [1, math.nan]}, "params['a'][1] must be JSON-safe, but holds the non-finite float nan"),
+        ([math.inf], "params[0] must be JSON-safe, but holds the non-finite float inf"),
+    ],
+)
+def test_json_bad_text_and_floats_raise_value_error_with_the_path(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_json_safe(value, "params")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({1: "a"}, "params must be JSON-safe, but has the non-string key 1"),
+        ({"a": [{(1, 2): 0}]}, "params['a'][0] must be JSON-safe, but has the non-string key (1, 2)"),
+        ({"a": {1, 2}}, "params['a'] must be JSON-safe, but is not JSON data"),
+        (
+            b"bytes",
+            "but is not JSON data (None, bool, int, float, str, list, dict with str keys): it holds a bytes",
+        ),
+        ([object()], "params[0] must be JSON-safe"),
+    ],
+)
+def test_json_other_types_raise_type_error_with_the_path(value: object, message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        check_json_safe(value, "params")
+
+
+def test_json_subclasses_are_copied_as_plain_types() -> None:
+    class Floaty(float):
+        pass
+
+    copied = check_json_safe({Text("k"): [Level.HIGH, Text("v"), Floaty(0.5)]}, "params")
+    assert copied == {"k": [5, "v", 0.5]}
+    key = next(iter(copied))
+    assert type(key) is str
+    assert [type(item) for item in copied["k"]] == [int, str, float]
+    assert type(check_json_safe(Level.HIGH, "params")) is int
+    with pytest.raises(ValueError, match="non-finite"):
+        check_json_safe(Floaty("nan"), "params")
+
+
+# -- timestamps --------------------------------------------------------------------------------
+
+MIN_UTC = datetime.min.replace(tzinfo=UTC)
+MAX_UTC = datetime.max.replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (NOW, datetime.fromtimestamp(NOW, UTC)),
+        (0.0, datetime(1970, 1, 1, tzinfo=UTC)),
+        (1e20, MAX_UTC),
+        (math.inf, MAX_UTC),
+        (-1e20, MIN_UTC),
+        (-math.inf, MIN_UTC),
+        (math.nan, MIN_UTC),
+        (2**70, MAX_UTC),
+    ],
+)
+def test_from_timestamp_never_raises(value: float | None, expected: datetime | None) -> None:
+    assert from_timestamp(value) == expected
+
+
+@pytest.mark.parametrize("bad", [1e20, -1e20, math.nan, math.inf])
+def test_a_record_with_bad_timestamps_still_gives_info(bad: float) -> None:
+    record = JobRecord("id", "name", State.SUCCEEDED, {}, None, 0, bad, bad, "origin", started=bad, ended=bad)
+    info = record.info()
+    assert info.created_at in (MIN_UTC, MAX_UTC)
+    assert info.scheduled_at in (MIN_UTC, MAX_UTC)
+    assert info.started_at in (MIN_UTC, MAX_UTC)
+    assert info.ended_at in (MIN_UTC, MAX_UTC)
+    info.to_dict()
+    good = JobRecord("id", "name", State.CREATED, {}, None, 0, NOW, bad, "origin")
+    assert good.info().created_at == datetime.fromtimestamp(NOW, UTC)
+
+
+def test_a_record_with_good_timestamps_gives_exact_info() -> None:
+    record = JobRecord(
+        "id", "n", State.SUCCEEDED, {}, None, 0, NOW, NOW + 1, "o", started=NOW + 2, ended=NOW + 5
+    )
+    info = record.info()
+    assert info.created_at == datetime.fromtimestamp(NOW, UTC)
+    assert info.scheduled_at == datetime.fromtimestamp(NOW + 1, UTC)
+    assert info.started_at == datetime.fromtimestamp(NOW + 2, UTC)
+    assert info.duration == 3.0
+
+
+# -- the documented table ----------------------------------------------------------------------------
+
+
+def test_every_limit_is_in_the_module_docstring_and_the_docs() -> None:
+    docs = (pathlib.Path(__file__).parent.parent / "docs" / "limits.md").read_text(encoding="utf-8")
+    doc = _limits.__doc__ or ""
+    for name in _limits.__all__:
+        if name.isupper():
+            assert name in docs, name
+            if name != "MAX_ERROR_LENGTH":
+                assert name in doc, name
