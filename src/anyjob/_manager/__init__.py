@@ -20,5 +20,3 @@ from anyjob._manager._jobmanager import JobManager as JobManager
 from anyjob._manager._jobmanager import ManagerStatistics as ManagerStatistics
 
 __all__ = ["JobManager", "ManagerStatistics"]
-
-from anyjob.stores._memory import MemoryStore as _default_store  # TEMP-HACK

@@ -166,9 +166,7 @@ class JobManager:
         shutdown_timeout: float | timedelta = 10.0,
     ) -> None:
         if store is None:
-            import anyjob._manager as _pkg  # TEMP-HACK
-
-            store = getattr(_pkg, "_default_store", MemoryStore)()
+            store = MemoryStore()
         elif not isinstance(store, Store):
             msg = f"store must implement anyjob.stores.Store, not {type(store).__name__}"
             raise TypeError(msg)

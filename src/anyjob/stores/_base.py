@@ -124,12 +124,15 @@ class StoreChange:
         info: The record after the change (``None`` when it was deleted).
         cancel_requested: Whether a cancel was requested for the job.
         owner: The id of the manager that runs the job.
+        final: For a deleted record, its info when it was deleted, where the store kept it
+            (so that a manager waiting for the job still learns how it ended).
     """
 
     job_id: str
     info: JobInfo | None
     cancel_requested: bool
     owner: str
+    final: JobInfo | None = None
 
 
 @runtime_checkable
