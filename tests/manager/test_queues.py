@@ -6,17 +6,18 @@ from anyjob import State
 
 
 def test_ready_queue_orders_and_forgets_unused_priorities() -> None:
-    from anyjob._manager import _Entry, _ReadyQueue
+    from anyjob._manager._entry import Entry
+    from anyjob._manager._queues import ReadyQueue
     from anyjob.stores import JobRecord
 
-    def entry(priority: int, name: str) -> _Entry:
+    def entry(priority: int, name: str) -> Entry:
         record = JobRecord(
             id=name, name=name, state=State.CREATED, labels={}, params=None, priority=priority,
             created=0.0, scheduled=0.0, owner="o",
         )  # fmt: skip
-        return _Entry(None, record, None, State.CREATED)  # type: ignore[arg-type]
+        return Entry(None, record, None)  # type: ignore[arg-type]
 
-    queue = _ReadyQueue()
+    queue = ReadyQueue()
     for priority, name in [(0, "a"), (5, "b"), (-3, "c"), (5, "d"), (0, "e"), (100, "f")]:
         queue.push(entry(priority, name))
     assert len(queue) == 6

@@ -230,10 +230,10 @@ async def test_finished_jobs_keep_no_frames_or_coroutines(make_store: MakeStore)
 async def test_fresh_closures_per_submission_do_not_grow_memory(
     make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from anyjob import _manager
+    from anyjob._manager import _specs
 
     # The cap is 10,000 specs: lowered here (no constructor argument sets it).
-    monkeypatch.setattr(_manager, "_MAX_LOCAL_SPECS", 5)
+    monkeypatch.setattr(_specs, "MAX_LOCAL_SPECS", 5)
     async with JobManager(make_store()) as jobs:
         refs = []
         for i in range(20):

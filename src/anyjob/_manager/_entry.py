@@ -56,6 +56,7 @@ class Entry:
     __slots__ = (
         "_live_run",
         "_result",
+        "attempts_before",
         "cancel_requested",
         "due",
         "executor",
@@ -79,6 +80,7 @@ class Entry:
         self.job: Job[Any] | None = None  # running through an Executor
         self.executor: Executor[Any] | None = None
         self.job_state = State.CREATED  # the Job's state as last seen (Executor runs)
+        self.attempts_before = record.attempts  # tries of earlier runs (retry): an Executor counts on
         self.worker: Worker | None = None  # running it in place, without a Job
         self.due: float | None = None  # in the delayed queue until then
         self.cancel_requested = False

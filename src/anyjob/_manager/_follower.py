@@ -15,7 +15,7 @@ __all__ = ["Follower"]
 
 @final
 class Follower:
-    """Reads the store's feed of other managers' changes and decides, per change:
+    """Reads the store's feed of other managers' changes and decides what each means here.
 
     =====================  ===============================  =====================================
     the job here           the change                       what happens here
@@ -55,11 +55,11 @@ class Follower:
         if entry is not None:
             if not change.cancel_requested:
                 return
-            if entry.record.state is State.CREATED or entry.record.state is State.CANCELED:
-                if info is None or info.state is State.CANCELED:
-                    recorder.canceled_elsewhere(entry)
-                    return
-            recorder.cancel(entry)
+            waiting = entry.record.state is State.CREATED or entry.record.state is State.CANCELED
+            if waiting and (info is None or info.state is State.CANCELED):
+                recorder.canceled_elsewhere(entry)
+            else:
+                recorder.cancel(entry)
             return
         if info is None:
             info = change.final

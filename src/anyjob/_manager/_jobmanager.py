@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import enum
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -13,22 +12,32 @@ from typing import Any, Final, Self, final
 
 import anyio
 import anyio.abc
-import attrs
+import anyio.lowlevel
 
-from anyjob._checkpoint import checkpoint_function
+from anyjob._checkpoint import Checkpoint, checkpoint_function
 from anyjob._events import EventStream
 from anyjob._exceptions import JobError, JobNotFoundError, JobStateError, ManagerClosedError, StoreError
 from anyjob._ids import new_id
-from anyjob._limits import check_id, check_labels, check_name, check_new_id, check_page, check_priority
-from anyjob._limits import check_created, check_start
+from anyjob._limits import (
+    check_created,
+    check_id,
+    check_labels,
+    check_name,
+    check_new_id,
+    check_page,
+    check_priority,
+    check_start,
+)
 from anyjob._manager._entry import Entry
 from anyjob._manager._follower import Follower
+from anyjob._manager._lifecycle import Phase, check_filter_name, check_states, interrupt_of
 from anyjob._manager._pool import WorkerPool
 from anyjob._manager._publisher import Publisher
 from anyjob._manager._queues import DelayedQueue, ReadyQueue
 from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import make_sink
 from anyjob._manager._specs import JobFunction, SpecRegistry
+from anyjob._manager._stats import ManagerStatistics
 from anyjob._manager._waiters import Waiters
 from anyjob._records import JobInfo, JobRecord, JobRef, JobStatistics, check_json_safe, now_timestamp
 from anyjob._retry import Retry, as_retry
@@ -44,87 +53,6 @@ _CREATED: Final = State.CREATED
 _RUNNING: Final = State.RUNNING
 _RETRYABLE: Final = frozenset({State.FAILED, State.CANCELED})
 _NO_LABELS: Final = check_labels(None)
-
-
-class _Phase(enum.Enum):
-    """The manager's lifecycle; each value is what a refused call says of it."""
-
-    NEW = "the JobManager is not started (use 'async with JobManager() as jobs')"
-    OPEN = "open"
-    CLOSING = "the JobManager is closing"
-    CLOSED = "the JobManager is closed"
-
-
-@final
-@attrs.frozen
-class ManagerStatistics:
-    """A frozen snapshot of a manager's internals, for tests and debugging (not public API).
-
-    Attributes:
-        phase: ``"new"``, ``"open"``, ``"closing"`` or ``"closed"``.
-        live: Jobs this manager owns that are not done (waiting, scheduled or executing).
-        ready: Jobs waiting for a worker.
-        delayed: Jobs scheduled for later.
-        executing: Jobs a worker is running (or claiming) now.
-        workers: Worker tasks alive now.
-        idle_workers: Workers waiting for work.
-        worker_starts: Worker tasks started since the manager was built.
-        waiters: Job ids some ``wait`` call waits on.
-        streams: Open ``events()`` subscriptions.
-        specs: Function specs remembered for submissions by function.
-        local_specs: Specs of unregistered functions remembered for ``retry``.
-        pending_writes: Jobs whose changes are not yet written to the store.
-    """
-
-    phase: str
-    live: int
-    ready: int
-    delayed: int
-    executing: int
-    workers: int
-    idle_workers: int
-    worker_starts: int
-    waiters: int
-    streams: int
-    specs: int
-    local_specs: int
-    pending_writes: int
-
-
-def _check_states(state: State | Iterable[State] | None) -> frozenset[State] | None:
-    if state is None:
-        return None
-    if isinstance(state, State):
-        return frozenset((state,))
-    if isinstance(state, str) or not isinstance(state, Iterable):
-        msg = f"state must be a State or several, not {state!r}"
-        raise TypeError(msg)
-    states = frozenset(state)
-    for item in states:
-        if not isinstance(item, State):
-            msg = f"state must be a State or several, got {item!r}"
-            raise TypeError(msg)
-    return states
-
-
-def _check_filter_name(name: str | None) -> str | None:
-    return None if name is None else check_name(name, "name")
-
-
-def _interrupt(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The KeyboardInterrupt or SystemExit a worker re-raised, if that is all *group* holds."""
-    cancelled = anyio.get_cancelled_exc_class()
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-        elif not isinstance(exc, cancelled):
-            leaves.append(exc)
-    if leaves and all(isinstance(exc, KeyboardInterrupt | SystemExit) for exc in leaves):
-        return leaves[-1]
-    return None
 
 
 @final
@@ -181,7 +109,7 @@ class JobManager:
         self._retention = None if retention is None else to_seconds(retention, "retention")
         self._shutdown_timeout = to_seconds(shutdown_timeout, "shutdown_timeout", allow_inf=True)
         self._origin = new_id()
-        self._phase = _Phase.NEW
+        self._phase = Phase.NEW
         self._tg: anyio.abc.TaskGroup | None = None
         self._registry = SpecRegistry(self._origin)
         self._publisher = Publisher()
@@ -191,6 +119,7 @@ class JobManager:
         self._pool = WorkerPool(ReadyQueue(), self._recorder, self._sink, max_concurrency)
         self._delayed = DelayedQueue()
         self._follower = Follower(self._recorder, self._publisher, self._waiters)
+        self._checkpoint: Checkpoint = anyio.lowlevel.checkpoint  # the backend's, once entered
 
     def __repr__(self) -> str:
         phase = self._phase.name.lower()
@@ -209,7 +138,7 @@ class JobManager:
     @property
     def is_open(self) -> bool:
         """True between entering and leaving the ``async with`` (submissions are accepted)."""
-        return self._phase is _Phase.OPEN
+        return self._phase is Phase.OPEN
 
     def _statistics(self) -> ManagerStatistics:
         """A frozen snapshot of this manager's internals (for tests; not public API)."""
@@ -228,7 +157,7 @@ class JobManager:
             streams=len(self._publisher.streams),
             specs=specs,
             local_specs=local_specs,
-            pending_writes=len(self._sink) if hasattr(self._sink, "__len__") else 0,
+            pending_writes=len(self._sink),
         )
 
     # -- lifecycle ----------------------------------------------------------------
@@ -236,13 +165,13 @@ class JobManager:
     def _refuse(self, action: str, *, queries: bool = False) -> None:
         """Raise unless open (or, for *queries*, unless entered once)."""
         phase = self._phase
-        if phase is _Phase.OPEN or (queries and phase is not _Phase.NEW):
+        if phase is Phase.OPEN or (queries and phase is not Phase.NEW):
             return
         msg = f"cannot {action}: {phase.value}"
         raise ManagerClosedError(msg)
 
     async def __aenter__(self) -> Self:
-        if self._phase is not _Phase.NEW:
+        if self._phase is not Phase.NEW:
             msg = "a JobManager can be entered only once"
             raise JobError(msg)
         store = self._store
@@ -255,11 +184,11 @@ class JobManager:
             msg = f"could not open the store {store!r}: {exc}"
             raise StoreError(msg) from exc
         context = contextvars.copy_context()
-        self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
+        self._checkpoint = self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
         tg = anyio.create_task_group()
         await tg.__aenter__()  # nothing fails from here on: the group is always left in __aexit__
         self._tg = tg
-        self._phase = _Phase.OPEN
+        self._phase = Phase.OPEN
         self._pool.open(tg, context)
         tg.start_soon(self._sink.run)
         tg.start_soon(self._delayed.run, self._pool.push)
@@ -276,7 +205,7 @@ class JobManager:
     ) -> bool | None:
         tg = self._tg
         assert tg is not None  # noqa: S101 - set by __aenter__
-        self._phase = _Phase.CLOSING
+        self._phase = Phase.CLOSING
         recorder = self._recorder
         try:
             if exc is None or isinstance(exc, Exception):
@@ -292,7 +221,7 @@ class JobManager:
                     recorder.overdue(2 * self._shutdown_timeout)
                     await self._all_done()
         finally:
-            self._phase = _Phase.CLOSED
+            self._phase = Phase.CLOSED
             self._pool.close()
             tg.cancel_scope.cancel()
             try:
@@ -300,7 +229,7 @@ class JobManager:
                 # wrapped in the internal task group's exception group.
                 await tg.__aexit__(None, None, None)
             except BaseExceptionGroup as group:
-                interrupt = _interrupt(group)
+                interrupt = interrupt_of(group)
                 if interrupt is None:
                     raise
                 raise interrupt from None  # Ctrl-C reaches the script as KeyboardInterrupt
@@ -323,14 +252,7 @@ class JobManager:
             await self._store.delete_finished(time.time() - retention)
 
     def _refused(self, entry: Entry) -> None:
-        """The store refused a write: another manager canceled the job while it waited."""
-        entry.flushed_state = State.CANCELED
-        if self._recorder.entries.get(entry.record.id) is not entry:
-            return
-        if entry.record.state is _CREATED:
-            self._recorder.canceled_elsewhere(entry)
-        else:
-            self._recorder.cancel(entry)  # it started here meanwhile: stop it
+        self._recorder.refused(entry)  # the sink is made before the recorder it reports to
 
     # -- registering and submitting ------------------------------------------------
 
@@ -381,7 +303,7 @@ class JobManager:
             JobError: A job with that id exists.
             TypeError, ValueError: Invalid arguments (see ``docs/limits.md``); nothing is stored.
         """
-        if self._phase is not _Phase.OPEN:
+        if self._phase is not Phase.OPEN:
             self._refuse("submit")
         if retry is None and timeout is None:
             spec = self._registry.for_submit(fn, None, None)
@@ -407,7 +329,7 @@ class JobManager:
             spec.key,
         )
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
-        if self._phase is not _Phase.OPEN:  # closed while the store answered: not started here
+        if self._phase is not Phase.OPEN:  # closed while the store answered: not started here
             self._refuse("submit")
         entry = Entry(self._recorder, record, spec)
         self._recorder.add(entry)
@@ -453,7 +375,7 @@ class JobManager:
         self._refuse("get a job's status", queries=True)
         entry = self._recorder.entries.get(id)
         if entry is not None:
-            await self._sink.checkpoint()
+            await self._checkpoint()
             return entry.record.state
         info = await self._sink.get(id)
         return None if info is None else info.state
@@ -479,7 +401,7 @@ class JobManager:
         waiter = waiters.join(id)  # before reading: a job that ends meanwhile still wakes us
         try:
             info = await self._sink.get(id)
-            if info is None or info.state.is_done or self._phase is _Phase.CLOSED:
+            if info is None or info.state.is_done or self._phase is Phase.CLOSED:
                 return info
             with anyio.move_on_after(seconds):
                 await waiter.wait()
@@ -518,8 +440,8 @@ class JobManager:
         """
         limit, offset = check_page(limit, offset)
         query = JobQuery(
-            states=_check_states(state),
-            name=_check_filter_name(name),
+            states=check_states(state),
+            name=check_filter_name(name),
             labels=None if labels is None else check_labels(labels),
             created_after=check_created(created_after, "created_after"),
             created_before=check_created(created_before, "created_before"),
@@ -538,7 +460,7 @@ class JobManager:
         Raises:
             ManagerClosedError: The manager was never entered.
         """
-        name = _check_filter_name(name)
+        name = check_filter_name(name)
         checked = None if labels is None else check_labels(labels)
         self._refuse("count jobs", queries=True)
         await self._sink.settle()
@@ -592,7 +514,9 @@ class JobManager:
             msg = f"no job with id {id!r}"
             raise JobNotFoundError(msg, job_id=id)
         if record.state not in _RETRYABLE:
-            msg = f"cannot retry job {record.name!r} ({id}): it is {record.state.value}, not failed or canceled"
+            msg = (
+                f"cannot retry job {record.name!r} ({id}): it is {record.state.value}, not failed or canceled"
+            )
             raise JobStateError(msg, job_id=id)
         spec = self._registry.for_retry(record.function)
         if spec is None:
@@ -601,31 +525,15 @@ class JobManager:
                 "to this manager; register it with jobs.register(fn, name)"
             )
             raise JobError(msg, job_id=id)
-        now = now_timestamp()
-        fields: dict[str, Any] = {
-            "state": _CREATED,
-            "progress": 0.0,
-            "message": None,
-            "result": None,
-            "error": None,
-            "error_type": None,
-            "started": None,
-            "ended": None,
-            "scheduled": now,
-            "owner": self._origin,
-            "cancel_requested": False,
-        }
+        fields = self._recorder.requeue_fields(self._origin)
         if not await self._sink.requeue(id, fields, _RETRYABLE):
             msg = f"cannot retry job {record.name!r} ({id}): it changed meanwhile"
             raise JobStateError(msg, job_id=id)
-        if self._phase is not _Phase.OPEN:
+        if self._phase is not Phase.OPEN:
             self._refuse("retry a job")
-        for key, value in fields.items():  # a copy: mirror the store (the store's own: no change)
-            setattr(record, key, value)
-        entry = Entry(self._recorder, record, spec)
-        self._recorder.add(entry)
+        entry = self._recorder.requeued(record, spec, fields)
         self._pool.push(entry)
-        return JobRef(id, record.name, datetime.fromtimestamp(now, UTC))
+        return JobRef(id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
 
     async def cleanup(self, older_than: float | timedelta) -> int:
         """Delete finished jobs that ended before ``now - older_than``; returns how many.

@@ -196,66 +196,25 @@ class WorkerPool:
         set leaks into the next job, and the later jobs of its function each run in a
         context of their own (``_in_context``).
         """
-        recorder = self._recorder
         done_in_a_row = 0
         spun = False
         while True:
             entry = self._next()
             if entry is None:
-                recorder.drained.fire()
-                if self._closed or self.idle >= MAX_IDLE_WORKERS:
+                if not await self._await_work(spun=spun):
                     return _STOPPED
-                if not spun:
-                    # One schedule point before idling: a submitter (whose submit is a
-                    # checkpoint too) queues its next job meanwhile, and this worker takes
-                    # it without the cost of an Event per job.
-                    spun = True
-                    self.spinning += 1
-                    try:
-                        await self.checkpoint()
-                    finally:
-                        self.spinning -= 1
-                    continue
-                self.idle += 1
-                try:
-                    await self._wakeup.wait()
-                finally:
-                    self.idle -= 1
+                spun = not spun  # one spin, then idle; after idling, a spin again
                 done_in_a_row = 0
                 continue
             spun = False
             if self.ready:  # more wait: if this job blocks, the next one still starts
-                if self.idle:
-                    self._wakeup.fire()
-                elif self.workers - self.executing <= 1:
-                    # No other worker is free (starting, or between two jobs): keep a spare coming.
-                    self._spawn()
+                self._keep_spare()
             if self._claims and not await self._claim(entry):
                 continue
             spec = worker.spec = entry.spec
             self.executing += 1
             if spec.in_place:
-                ctx = recorder.start(entry, worker)
-                try:
-                    if spec.isolate:
-                        context = self._context.copy()
-                        value = await _in_context(context, context.run(spec.fn, ctx))
-                    else:
-                        value = await spec.fn(ctx)
-                except Exception as exc:  # noqa: BLE001 - recorded, never lost
-                    self.executing -= 1
-                    recorder.end(entry, _FAILED, exc, None)
-                except BaseException as exc:
-                    self.executing -= 1
-                    if isinstance(exc, anyio.get_cancelled_exc_class()):
-                        # This job was canceled (our scope swallows it), or the manager is closing.
-                        recorder.end(entry, _CANCELED, None, None)
-                    else:  # KeyboardInterrupt, SystemExit: recorded, then on their way
-                        recorder.end(entry, _FAILED, exc, None)
-                    raise
-                else:
-                    self.executing -= 1
-                    recorder.end(entry, _SUCCEEDED, None, value)
+                await self._run_in_place(entry, worker)
                 if scope.cancel_called:
                     return _CANCELED_HERE  # leave the scope, open a new one
             else:
@@ -267,6 +226,61 @@ class WorkerPool:
             if done_in_a_row >= JOBS_PER_CHECKPOINT:
                 done_in_a_row = 0
                 await anyio.lowlevel.checkpoint()
+
+    async def _await_work(self, *, spun: bool) -> bool:
+        """No job is ready: wait for one; False when this worker should exit instead."""
+        self._recorder.drained.fire()
+        if self._closed or self.idle >= MAX_IDLE_WORKERS:
+            return False
+        if not spun:
+            # One schedule point before idling: a submitter (whose submit is a checkpoint
+            # too) queues its next job meanwhile, and this worker takes it without the
+            # cost of an Event per job.
+            self.spinning += 1
+            try:
+                await self.checkpoint()
+            finally:
+                self.spinning -= 1
+            return True
+        self.idle += 1
+        try:
+            await self._wakeup.wait()
+        finally:
+            self.idle -= 1
+        return True
+
+    def _keep_spare(self) -> None:
+        if self.idle:
+            self._wakeup.fire()
+        elif self.workers - self.executing <= 1:
+            # No other worker is free (starting, or between two jobs): keep a spare coming.
+            self._spawn()
+
+    async def _run_in_place(self, entry: Entry, worker: Worker) -> None:
+        """Call the function of *entry* right in this worker: no task, no Job, no scope of its own."""
+        recorder = self._recorder
+        spec = entry.spec
+        ctx = recorder.start(entry, worker)
+        try:
+            if spec.isolate:
+                context = self._context.copy()
+                value = await _in_context(context, context.run(spec.fn, ctx))
+            else:
+                value = await spec.fn(ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded, never lost
+            self.executing -= 1
+            recorder.end(entry, _FAILED, exc, None)
+        except BaseException as exc:
+            self.executing -= 1
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                # This job was canceled (our scope swallows it), or the manager is closing.
+                recorder.end(entry, _CANCELED, None, None)
+            else:  # KeyboardInterrupt, SystemExit: recorded, then on their way
+                recorder.end(entry, _FAILED, exc, None)
+            raise
+        else:
+            self.executing -= 1
+            recorder.end(entry, _SUCCEEDED, None, value)
 
     async def _claim(self, entry: Entry) -> bool:
         """Over a shared store: take the job only if it still waits (the store decides, atomically)."""

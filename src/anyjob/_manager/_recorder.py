@@ -10,6 +10,7 @@ from anyjob._job import Context, Job, error_text
 from anyjob._manager._entry import Entry, Worker
 from anyjob._manager._publisher import Publisher
 from anyjob._manager._sink import Sink
+from anyjob._manager._specs import Spec
 from anyjob._manager._waiters import Waiters
 from anyjob._records import JobInfo, JobRecord, check_json_safe
 from anyjob._records import now_timestamp as _now
@@ -47,14 +48,19 @@ def _unstorable(error: TypeError | ValueError) -> Exception:
     return failure
 
 
+_CONTAINERS: Final = (list, dict)
+
+
 def _detached_info(record: JobRecord) -> JobInfo:
     """A snapshot of *record* sharing no list or dict with it (waiters may keep it)."""
     info = record.info()
-    if isinstance(info.params, list | dict) or isinstance(info.result, list | dict):
+    params: Any = info.params
+    result: Any = info.result
+    if type(params) in _CONTAINERS or type(result) in _CONTAINERS:
         info = attrs.evolve(
             info,
-            params=check_json_safe(info.params, "params"),
-            result=check_json_safe(info.result, "result"),
+            params=check_json_safe(params, "params"),
+            result=check_json_safe(result, "result"),
         )
     return info
 
@@ -80,10 +86,49 @@ class Recorder:
         #: Fired whenever a live job leaves (and by the pool when a worker finds no work).
         self.drained = drained
 
+    def refused(self, entry: Entry) -> None:
+        """The store refused a write of *entry*: another manager canceled the job while it waited."""
+        entry.flushed_state = _CANCELED
+        if self.entries.get(entry.record.id) is not entry:
+            return
+        if entry.record.state is _CREATED:
+            self.canceled_elsewhere(entry)
+        else:
+            self.cancel(entry)  # it started here meanwhile: stop it
+
     def add(self, entry: Entry) -> None:
-        """A new (or requeued) job, already in the store."""
+        """A new job, already in the store."""
         self.entries[entry.record.id] = entry
         self._publisher.record(entry.record, progress=False)
+
+    @staticmethod
+    def requeue_fields(origin: str) -> dict[str, Any]:
+        """What ``retry`` writes to a FAILED or CANCELED record: CREATED again, owned by *origin*."""
+        return {
+            "state": _CREATED,
+            "progress": 0.0,
+            "message": None,
+            "result": None,
+            "error": None,
+            "error_type": None,
+            "started": None,
+            "ended": None,
+            "scheduled": _now(),
+            "owner": origin,
+            "cancel_requested": False,
+        }
+
+    def requeued(self, record: JobRecord, spec: Spec, fields: dict[str, Any]) -> Entry:
+        """The store took *fields* (a retry): *record* is live again; returns its entry."""
+        if record.state is not _CREATED:  # a copy: mirror the store (the store's own has them)
+            if not record.state.can_become(_CREATED, record=True):
+                msg = f"job {record.id!r}: {record.state.value} -> created is not a transition records make"
+                raise AssertionError(msg)
+            for key, value in fields.items():
+                setattr(record, key, value)
+        entry = Entry(self, record, spec)
+        self.add(entry)
+        return entry
 
     # -- jobs run in place -----------------------------------------------------------
 
@@ -137,32 +182,34 @@ class Recorder:
 
     def job_changed(self, entry: Entry, job: Job[Any]) -> None:
         """The Job an Executor runs for *entry* changed state or reported progress."""
-        if entry.job is not job:
+        executor = entry.executor
+        if entry.job is not job or executor is None:
             return
         record = entry.record
         state = job.state
+        attempts = entry.attempts_before + executor.attempts
         if state is entry.job_state:
+            if attempts != record.attempts:
+                record.attempts = attempts  # the next attempt began (the job stays RUNNING)
+                self._sink.changed(entry)
+                return
             record.progress = job.progress
             record.message = job.message
             self._sink.changed(entry)
             self._publisher.record(record, progress=True)
             return
         entry.job_state = state
-        if state is _RUNNING:
-            record.attempts += 1
-            if record.state is _CREATED:
-                _become(record, _RUNNING)
-                record.started = _now()
-                record.progress = 0.0
-                record.message = None
-                self._sink.changed(entry)
-                self._publisher.record(record, progress=False)
-            else:
-                self._sink.changed(entry)  # another attempt: the record stays RUNNING
+        if state is _RUNNING and record.state is _CREATED:
+            _become(record, _RUNNING)
+            record.attempts = max(attempts, entry.attempts_before + 1)
+            record.started = _now()
+            record.progress = 0.0
+            record.message = None
+            self._sink.changed(entry)
+            self._publisher.record(record, progress=False)
         elif state is _CANCELING and record.state is _RUNNING:
             self._canceling(entry)
-        # FAILED/SUCCEEDED/CANCELED of one attempt: the record stays as it is until
-        # the run (with all its retries) ends in finish().
+        # The end of the run (with all its attempts) is recorded in finish().
 
     def finish(self, entry: Entry, job: Job[Any]) -> None:
         """The Executor's run of *entry* is over, with all its attempts."""
@@ -185,6 +232,8 @@ class Recorder:
         if record.state is not _CREATED:
             record.progress = job.progress
             record.message = job.message
+            if entry.executor is not None:
+                record.attempts = max(record.attempts, entry.attempts_before + entry.executor.attempts)
         record.ended = _now()
         _become(record, state)
         entry.job = None

@@ -47,8 +47,10 @@ class Sink(Protocol):
 
     #: Whether a worker must :meth:`claim` a job before starting it.
     claims: bool
-    #: The running backend's checkpoint (set when the manager is entered).
-    checkpoint: Checkpoint
+
+    def __len__(self) -> int:
+        """How many jobs have changes not yet in the store."""
+        ...
 
     async def insert(self, record: JobRecord) -> None:
         """Store a new record (a checkpoint first: cancelled, nothing is stored)."""
@@ -104,6 +106,9 @@ class MemorySink:
         self._origin = origin
         #: The running backend's checkpoint, set when the manager is entered.
         self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
+
+    def __len__(self) -> int:
+        return 0  # every change is in the store as it happens
 
     async def insert(self, record: JobRecord) -> None:
         await self.checkpoint()

@@ -69,7 +69,16 @@ class SpecRegistry:
     ``MAX_LOCAL_SPECS`` most recently used unregistered ones.
     """
 
-    __slots__ = ("_by_call", "_count", "_labels", "_last_fn", "_last_spec", "_local", "_origin", "_registered")
+    __slots__ = (
+        "_by_call",
+        "_count",
+        "_labels",
+        "_last_fn",
+        "_last_spec",
+        "_local",
+        "_origin",
+        "_registered",
+    )
 
     def __init__(self, origin: str) -> None:
         self._origin = origin

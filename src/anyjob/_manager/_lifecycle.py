@@ -1,0 +1,58 @@
+"""The manager's lifecycle phases, and what crosses its edges: filters in, interrupts out."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import anyio
+
+from anyjob._limits import check_name
+from anyjob._state import State
+
+__all__ = ["Phase", "check_filter_name", "check_states", "interrupt_of"]
+
+
+class Phase(enum.Enum):
+    """The manager's lifecycle; each value is what a refused call says of it."""
+
+    NEW = "the JobManager is not started (use 'async with JobManager() as jobs')"
+    OPEN = "open"
+    CLOSING = "the JobManager is closing"
+    CLOSED = "the JobManager is closed"
+
+
+def check_states(state: State | Iterable[State] | None) -> frozenset[State] | None:
+    if state is None:
+        return None
+    if isinstance(state, State):
+        return frozenset((state,))
+    if isinstance(state, str) or not isinstance(state, Iterable):
+        msg = f"state must be a State or several, not {state!r}"
+        raise TypeError(msg)
+    states = frozenset(state)
+    for item in states:
+        if not isinstance(item, State):
+            msg = f"state must be a State or several, got {item!r}"
+            raise TypeError(msg)
+    return states
+
+
+def check_filter_name(name: str | None) -> str | None:
+    return None if name is None else check_name(name, "name")
+
+
+def interrupt_of(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The KeyboardInterrupt or SystemExit a worker re-raised, if that is all *group* holds."""
+    cancelled = anyio.get_cancelled_exc_class()
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        elif not isinstance(exc, cancelled):
+            leaves.append(exc)
+    if leaves and all(isinstance(exc, KeyboardInterrupt | SystemExit) for exc in leaves):
+        return leaves[-1]
+    return None

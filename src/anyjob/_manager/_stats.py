@@ -1,0 +1,45 @@
+"""A frozen snapshot of a manager's internals, for tests and debugging (not public API)."""
+
+from __future__ import annotations
+
+from typing import final
+
+import attrs
+
+__all__ = ["ManagerStatistics"]
+
+
+@final
+@attrs.frozen
+class ManagerStatistics:
+    """A frozen snapshot of a manager's internals, for tests and debugging (not public API).
+
+    Attributes:
+        phase: ``"new"``, ``"open"``, ``"closing"`` or ``"closed"``.
+        live: Jobs this manager owns that are not done (waiting, scheduled or executing).
+        ready: Jobs waiting for a worker.
+        delayed: Jobs scheduled for later.
+        executing: Jobs a worker is running (or claiming) now.
+        workers: Worker tasks alive now.
+        idle_workers: Workers waiting for work.
+        worker_starts: Worker tasks started since the manager was built.
+        waiters: Job ids some ``wait`` call waits on.
+        streams: Open ``events()`` subscriptions.
+        specs: Function specs remembered for submissions by function.
+        local_specs: Specs of unregistered functions remembered for ``retry``.
+        pending_writes: Jobs whose changes are not yet written to the store.
+    """
+
+    phase: str
+    live: int
+    ready: int
+    delayed: int
+    executing: int
+    workers: int
+    idle_workers: int
+    worker_starts: int
+    waiters: int
+    streams: int
+    specs: int
+    local_specs: int
+    pending_writes: int
