@@ -54,6 +54,7 @@ _ZERO: Final = timedelta(0)
 #: The longest traceback text :func:`error_traceback` gives, in characters.
 MAX_TRACEBACK_LENGTH: Final = 64 * 1024
 _NO_CUT: Final = 2**62
+_NO_LABELS: Final = check_labels(None)
 
 _logger = structlog.get_logger("anyjob")
 
@@ -379,7 +380,7 @@ class Job(Generic[R]):
         name = default_name(fn) if name is None else check_name(name)
         self._id = id
         self._name = name
-        self._labels = check_labels(labels)
+        self._labels = _NO_LABELS if labels is None else check_labels(labels)
         self._base_logger = _logger if logger is None else logger
         self._state = _CREATED
         self._progress = 0.0
