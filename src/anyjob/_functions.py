@@ -86,7 +86,7 @@ def job_function(fn: object, *, what: str) -> JobFunction:
             :class:`~anyjob.PolicyFunction`: give the undecorated function and the
             policy's retry/timeout instead, never both).
     """
-    global _last_accepted  # noqa: PLW0603 - a one-entry memo, see below
+    global _last_accepted  # a one-entry memo, see below
     if fn is _last_accepted:
         # Jobs are mostly made from the same few functions, one after another: the
         # memo saves the code checks (~50 ns of a Job's ~1 us; benchmarks/bench_job.py).
