@@ -253,3 +253,12 @@ class TestStoreContract:
             await store.query(JobQuery())
         with pytest.raises(StoreError, match="could not insert job 'j2'"):
             await store.insert(record("j2"))
+
+    async def test_a_feed_subscribed_before_open_misses_nothing(self, kit: StoreKit) -> None:
+        mine = kit.store()
+        other = kit.new()
+        feed = mine.subscribe("manager-a")  # no open(): nothing read yet
+        await other.insert(record("j1", owner="manager-b"))  # before the feed's first iteration
+        seen = await _changes_until(feed, lambda seen: any(c.job_id == "j1" for c in seen))
+        assert seen[-1].job_id == "j1"
+        feed.close()
