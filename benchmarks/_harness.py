@@ -184,7 +184,8 @@ class Target:
     figure: Spread
     limit: float
     unit: str = "x"
-    digits: int = 2
+    #: three digits: a median of 1.003x must not read "1.00x FAIL"
+    digits: int = 3
     note: str = ""
 
     @property

@@ -21,7 +21,7 @@ from benchmarks._harness import Config, configuration
 Scenario = Callable[[int], Awaitable[None]]
 
 
-def calls_per_op(run: Scenario, n: int, config: Config = "default", backend: str = "asyncio") -> float:
+def calls_per_op(run: Scenario, n: int, config: Config | None, backend: str = "asyncio") -> float:
     """cProfile total calls of ``run(n)``, divided by ``n``."""
     profiler = cProfile.Profile()
 
@@ -33,19 +33,22 @@ def calls_per_op(run: Scenario, n: int, config: Config = "default", backend: str
         finally:
             profiler.disable()
 
-    with configuration(config):
+    if config is None:
         anyio.run(main, backend=backend)
+    else:
+        with configuration(config):
+            anyio.run(main, backend=backend)
     return pstats.Stats(profiler).total_calls / n  # type: ignore[attr-defined]
 
 
-ROWS: list[tuple[str, Scenario, Config]] = [
-    ("asyncio.TaskGroup, n tasks", bench_manager.task_group, "default"),
+ROWS: list[tuple[str, Scenario, Config | None]] = [
+    ("asyncio.TaskGroup, n tasks", bench_manager.task_group, None),
     ("JobManager(), n submits, then left", bench_manager.manager, "default"),
     ("  ...hooks silenced with set_hooks([])", bench_manager.manager, "silenced"),
-    ("create_task each, then await each", bench_manager.create_task_await_each, "default"),
+    ("create_task each, then await each", bench_manager.create_task_await_each, None),
     ("JobManager(), submit each, then wait(id) each", bench_manager.manager_wait_each, "default"),
     ("  ...hooks silenced with set_hooks([])", bench_manager.manager_wait_each, "silenced"),
-    ("await asyncio.create_task(f()) one after another", bench_job.bare_tasks, "default"),
+    ("await asyncio.create_task(f()) one after another", bench_job.bare_tasks, None),
     ("await Job(fn).run() one after another", bench_job.jobs, "default"),
     ("  ...hooks silenced with set_hooks([])", bench_job.jobs, "silenced"),
 ]
@@ -61,7 +64,7 @@ def main(n: int = 10_000) -> dict[str, float]:
     width = max(len(label) for label, _, _ in ROWS)
     for label, run, config in ROWS:
         figures[label] = calls_per_op(run, n, config)
-        print(f"  {label:<{width}}  [{config:<8}]  {figures[label]:7.1f} calls/op")
+        print(f"  {label:<{width}}  [{config or '-':<8}]  {figures[label]:7.1f} calls/op")
     return figures
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -711,3 +712,48 @@ def test_set_testing_validates_and_works_without_with() -> None:
     assert anyjob.testing.get_testing() == anyjob.testing.TestingMode(enabled=True, attempts=3)
     set_testing(False)
     assert anyjob.testing.get_testing() == anyjob.testing.TestingMode()
+
+
+async def test_stop_at_random_points_stress() -> None:
+    """A bounded stress loop (seeded): whatever the moment of the stop, outcome and state agree."""
+    instrumentation.set_hooks([])
+    rng = random.Random(20240806)  # noqa: S311 - a reproducible test schedule, not cryptography
+    outcomes: dict[str, int] = {}
+    for _ in range(300):
+        fn = Flaky(rng.randrange(5))
+        retry = Retry(rng.randrange(1, 5), delay=rng.choice([0.0, 0.001]))
+        ex = Executor(Job(fn), retry=retry, timeout=rng.choice([None, 10.0]))
+        stop_after = rng.randrange(30)
+        outcome: list[object] = []
+        stopped: list[bool] = []
+
+        async def start(ex: Executor[Any] = ex, outcome: list[object] = outcome) -> None:
+            try:
+                outcome.append(await ex.start())
+            except Exception as exc:  # what it raised is the outcome
+                outcome.append(exc)
+
+        async def stop(
+            ex: Executor[Any] = ex, stopped: list[bool] = stopped, after: int = stop_after
+        ) -> None:
+            for _ in range(after):
+                await anyio.lowlevel.checkpoint()
+            stopped.append(ex.request_stop())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(start)
+            tg.start_soon(stop)
+        job = ex.job
+        if stopped == [True]:
+            assert isinstance(outcome[0], JobCanceledError)
+            assert job.state is State.CANCELED
+        elif isinstance(outcome[0], ConnectionError):
+            assert job.state is State.FAILED
+            assert job.error is outcome[0]
+        else:
+            assert outcome == ["ok"]
+            assert job.state is State.SUCCEEDED
+        assert not job.is_executing
+        assert not ex.is_running
+        outcomes[job.state.value] = outcomes.get(job.state.value, 0) + 1
+    assert set(outcomes) == {"canceled", "failed", "succeeded"}, outcomes

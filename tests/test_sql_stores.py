@@ -13,16 +13,16 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 
 import anyjob
 from anyjob import Context, JobError, JobManager, State, instrumentation
-from anyjob.stores import JobQuery, JobRecord, PostgresStore, RecordUpdate, SQLiteStore, Store
+from anyjob.stores import JobQuery, JobRecord, PostgresStore, RecordUpdate, SQLiteStore, Store, StoreChange
 from conftest import POSTGRES_DSN, drop_postgres_schemas, postgres_unavailable
 
 pytestmark = pytest.mark.anyio
@@ -236,7 +236,7 @@ async def test_feeds_see_other_writers_through_the_database(open_store: OpenStor
     await mine.insert(record("j2", owner="manager-a"))  # its own: not reported
     await other.request_cancel("j1", origin="manager-b")
     seen: list[tuple[str, State | None, bool]] = []
-    async with contextlib.aclosing(feed.__aiter__()) as batches:
+    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(feed))) as batches:
         with anyio.fail_after(5):
             async for changes in batches:
                 seen.extend((c.job_id, c.info and c.info.state, c.cancel_requested) for c in changes)
@@ -322,7 +322,7 @@ async def test_the_change_log_forgets_old_changes(
     path = tmp_path / "jobs.db"
     store = SQLiteStore(path)
     now = [1_000_000.0]
-    monkeypatch.setattr(_sql.time, "time", lambda: now[0])
+    monkeypatch.setattr("anyjob.stores._sql.time.time", lambda: now[0])
     await store.insert(record("old"))  # trims (nothing yet), logs one change at t
     now[0] += _sql._CHANGES_KEPT_FOR + _sql._TRIM_EVERY + 1
     await store.insert(record("new"))  # more than a minute later: trims what is over ten minutes old

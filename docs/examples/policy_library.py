@@ -44,6 +44,20 @@ async def main() -> None:
     page = await fetch("https://example.org")  # retried twice, then succeeds
     print("fetched:", page)
 
+    # The decorated function is not itself a job function (retries would nest); its
+    # undecorated function and its policy are, for tracking the job yourself.
+    try:
+        anyjob.Job(fetch)
+    except TypeError as exc:
+        print("refused:", exc)
+    tracked = NETWORK.executor(fetch.fn, name="fetch, tracked")  # fetch.fn is fetch.__wrapped__
+    print(
+        "fetched again:",
+        await tracked.start("https://example.org/about"),
+        tracked.stats().attempts,
+        "attempt(s)",
+    )
+
     # A long-lived executor from the same policy, with a cooldown on top.
     thumbnails = anyjob.Policy(retry=NETWORK.retry, timeout=NETWORK.timeout, cooldown=0.1).executor(
         resize, name="thumbnail", labels={"kind": "image"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast, final
@@ -324,7 +323,7 @@ class Executor(Generic[R]):
             wait=self._wait,
             retry=self._tenacity_predicate,
             before_sleep=self._before_sleep,
-            sleep=self._sleep,
+            sleep=self._job._pause,  # a wait that job.cancel() and stop() cut short
             reraise=True,
         )
         first_error: Exception | None = error
@@ -332,6 +331,8 @@ class Executor(Generic[R]):
             if first_error is not None:
                 # Replay the try made above so tenacity counts it as attempt 1.
                 error, first_error = first_error, None
+            elif self._job.state is State.CANCELING:
+                return  # stopped while waiting: the run ends CANCELED
             else:
                 error = await self._attempt(again=True)
             if error is None:
@@ -377,13 +378,6 @@ class Executor(Generic[R]):
                 wait=0.0 if next_action is None else next_action.sleep,
             )
         )
-
-    @staticmethod
-    async def _sleep(seconds: float) -> None:
-        if seconds > 0.0 and math.isfinite(seconds):
-            await anyio.sleep(seconds)
-        else:
-            await anyio.lowlevel.checkpoint()
 
     async def stop(self, wait: bool = True) -> bool:  # noqa: FBT001, FBT002 - the contract's signature
         """Cancel the running attempt and every further retry.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -54,6 +56,9 @@ _ZERO: Final = timedelta(0)
 #: The longest traceback text :func:`error_traceback` gives, in characters.
 MAX_TRACEBACK_LENGTH: Final = 64 * 1024
 _NO_CUT: Final = 2**62
+_NO_LABELS: Final = check_labels(None)
+#: What a run driven by a body is "in" instead of a scope (its attempts have their own).
+_NO_SCOPE: Final = contextlib.nullcontext()
 
 _logger = structlog.get_logger("anyjob")
 
@@ -379,7 +384,7 @@ class Job(Generic[R]):
         name = default_name(fn) if name is None else check_name(name)
         self._id = id
         self._name = name
-        self._labels = check_labels(labels)
+        self._labels = _NO_LABELS if labels is None else check_labels(labels)
         self._base_logger = _logger if logger is None else logger
         self._state = _CREATED
         self._progress = 0.0
@@ -613,17 +618,24 @@ class Job(Generic[R]):
         task_status: anyio.abc.TaskStatus[None],
         body: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """One run: RUNNING, the function (or *body*) in the job's cancel scope, then its end.
+        """One run: RUNNING, the function in the job's cancel scope (or *body*), then its end.
 
         *body* (an Executor's attempts) replaces the one call of the function: it
-        calls :meth:`_try` for each attempt and raises the error the run ends with.
-        The job stays RUNNING from its first attempt to its last, so a cancel between
-        two attempts ends it CANCELED like any other (CANCELING -> CANCELED).
+        calls :meth:`_try` for each attempt and :meth:`_pause` between two, each in a
+        cancel scope of its own that :meth:`cancel` reaches (one scope an attempt, as
+        for a plain run), and raises the error the run ends with. The job stays
+        RUNNING from its first attempt to its last, so a cancel at any point of the
+        run ends it CANCELED like any other (CANCELING -> CANCELED).
         """
         self._start(params)
-        scope = self._scope = new_cancel_scope()
-        if self._cancel_requested:  # pragma: no cover - a listener canceled at once
-            scope.cancel()
+        scope: contextlib.AbstractContextManager[object]
+        if body is None:
+            own = self._scope = new_cancel_scope()
+            if self._cancel_requested:  # pragma: no cover - a listener canceled at once
+                own.cancel()
+            scope = own
+        else:
+            scope = _NO_SCOPE  # the attempts and pauses have their own
         task_status.started()
         value: Any = None
         try:
@@ -661,38 +673,68 @@ class Job(Generic[R]):
                 listener is told), while the job stays RUNNING.
 
         Returns:
-            The attempt's error, ``None`` when it succeeded (its value is the result).
-            A cancel of the job, the caller's cancellation and any ``BaseException`` that
-            is not an ``Exception`` propagate, ending the run.
+            The attempt's error; ``None`` when it succeeded (its value is the result)
+            or when the job was canceled (the body then returns and the run ends
+            CANCELED). An exception raised while canceling, the caller's
+            cancellation and any ``BaseException`` that is not an ``Exception``
+            propagate, ending the run.
         """
+        if self._cancel_requested:
+            return None  # canceled between two attempts: no further attempt
         if again:
-            self._run_no += 1
-            self._live_run = self._run_no
-            self._result = None
-            self._error = None
-            self._progress = 0.0
-            self._message = None
-            if self._listener is not None:
-                self._listener(self)
-        ctx = Context(self, self._run_no)
+            self._next_attempt()
+        scope = self._scope = new_cancel_scope()
+        if timeout is not None:
+            scope.deadline = anyio.current_time() + timeout
+        if self._cancel_requested:  # pragma: no cover - the listener canceled at once
+            scope.cancel()
         value: Any = None
         try:
-            if timeout is None:
-                value = await self._fn(ctx)
-            else:
-                scope = new_cancel_scope()
-                scope.deadline = anyio.current_time() + timeout
-                with scope:
-                    value = await self._fn(ctx)
-                if scope.cancelled_caught and not self._cancel_requested:
-                    return TimeoutError(f"job {self._name!r} ({self.id}) timed out after {timeout} s")
+            with scope:
+                value = await self._fn(Context(self, self._run_no))
         except Exception as exc:
             if self._cancel_requested:
                 raise  # canceled: the run ends CANCELED with it as its error
             return exc
+        finally:
+            self._scope = None
+        if self._cancel_requested:
+            return None
+        if scope.cancelled_caught:
+            return TimeoutError(f"job {self._name!r} ({self.id}) timed out after {timeout} s")
         if value is not None:
             self._result = value
         return None
+
+    def _next_attempt(self) -> None:
+        """Start another attempt of the live run: a fresh context, result, error and progress."""
+        self._run_no += 1
+        self._live_run = self._run_no
+        self._result = None
+        self._error = None
+        self._progress = 0.0
+        self._message = None
+        if self._listener is not None:
+            self._listener(self)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait *seconds* inside :meth:`_run`'s *body* (between two attempts).
+
+        :meth:`cancel` cuts the wait short (the body then finds the job CANCELING);
+        the caller's cancellation propagates. Not a positive, finite number: a checkpoint.
+        """
+        if self._cancel_requested:
+            await anyio.lowlevel.checkpoint()
+            return
+        scope = self._scope = new_cancel_scope()
+        try:
+            with scope:
+                if seconds > 0.0 and math.isfinite(seconds):
+                    await anyio.sleep(seconds)
+                else:
+                    await anyio.lowlevel.checkpoint()
+        finally:
+            self._scope = None
 
     def _end(self, state: State, error: BaseException | None) -> None:
         self._elapsed = perf_counter() - self._t0

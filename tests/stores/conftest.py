@@ -42,7 +42,7 @@ def kit(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Stor
 
             store = MemoryStore()
         elif kind == "protocol":
-            store = DelegatingStore()  # type: ignore[no-untyped-call]
+            store = DelegatingStore()
         elif kind == "sqlite":
             store = SQLiteStore(tmp_path / "jobs.db", poll_interval=0.01)
         else:

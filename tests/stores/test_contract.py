@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, cast
 
 import anyio
 import pytest
 from tests.stores.support import StoreKit, record
 
 from anyjob import JobError, State, StoreError
-from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore, Store, StoreChange
+from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore, Store, StoreChange, StoreFeed
 from conftest import POSTGRES_DSN
 
 pytestmark = pytest.mark.anyio
@@ -19,10 +20,10 @@ pytestmark = pytest.mark.anyio
 _RUNNING = frozenset({State.RUNNING})
 
 
-async def _changes_until(feed: Any, done: Any) -> list[StoreChange]:
+async def _changes_until(feed: StoreFeed, done: Callable[[list[StoreChange]], bool]) -> list[StoreChange]:
     """Changes from *feed* until ``done(changes_so_far)`` (within 5 s)."""
     seen: list[StoreChange] = []
-    async with contextlib.aclosing(feed.__aiter__()) as batches:
+    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(feed))) as batches:
         with anyio.fail_after(5):
             async for changes in batches:
                 seen.extend(changes)
@@ -252,3 +253,12 @@ class TestStoreContract:
             await store.query(JobQuery())
         with pytest.raises(StoreError, match="could not insert job 'j2'"):
             await store.insert(record("j2"))
+
+    async def test_a_feed_subscribed_before_open_misses_nothing(self, kit: StoreKit) -> None:
+        mine = kit.store()
+        other = kit.new()
+        feed = mine.subscribe("manager-a")  # no open(): nothing read yet
+        await other.insert(record("j1", owner="manager-b"))  # before the feed's first iteration
+        seen = await _changes_until(feed, lambda seen: any(c.job_id == "j1" for c in seen))
+        assert seen[-1].job_id == "j1"
+        feed.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import sqlite3
+from typing import Any
 
 import pytest
 from tests.stores.support import StoreKit, record
@@ -75,7 +76,7 @@ async def test_values_the_driver_cannot_bind(kit: StoreKit) -> None:
         pytest.skip("the driver's limits: a durable store's")
     store = kit.store()
     await store.insert(record("j1"))
-    bad_values = [{"priority": 2**70}, {"message": "lone \udc80 surrogate"}]
+    bad_values: list[dict[str, Any]] = [{"priority": 2**70}, {"message": "lone \udc80 surrogate"}]
     if kit.kind == "postgres":
         bad_values.append({"message": "a NUL \x00 byte"})
     for fields in bad_values:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import anyio
 import pytest
 from tests.stores.support import record
 
 from anyjob import State
-from anyjob.stores import JobQuery, MemoryStore, RecordUpdate
+from anyjob.stores import JobQuery, MemoryStore, RecordUpdate, StoreChange
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +63,7 @@ async def test_notify_reaches_only_other_origins() -> None:
     other = store.subscribe("b")
     rec.progress = 0.5
     store.notify(rec, "a")
-    async with contextlib.aclosing(other.__aiter__()) as batches:
+    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(other))) as batches:
         with anyio.fail_after(5):
             async for changes in batches:
                 assert [(c.job_id, c.info and c.info.progress) for c in changes] == [("j1", 0.5)]

@@ -39,6 +39,19 @@ _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
 _TRIM_EVERY: Final = 60.0
+#: A feed subscribed before the store was opened reports the changes logged from this many
+#: seconds before it was subscribed (the log's position could not be read then without I/O).
+_SUBSCRIBE_SLACK: Final = 2.0
+
+
+def _seq_before(conn: Connection, since: float) -> int:
+    """The number of the change before the first one logged at or after *since*."""
+    row = conn.execute(
+        "SELECT COALESCE((SELECT MIN(seq) FROM anyjob_changes WHERE at >= ?) - 1,"
+        " (SELECT MAX(seq) FROM anyjob_changes), 0) AS seq",
+        (since,),
+    ).fetchone()
+    return int(row["seq"])
 
 
 class _Feed:
@@ -49,12 +62,15 @@ class _Feed:
     found by polling every ``poll_interval`` seconds.
     """
 
-    __slots__ = ("_closed", "_last_seq", "_store", "_wakeup", "origin")
+    __slots__ = ("_closed", "_last_seq", "_since", "_store", "_wakeup", "origin")
 
     def __init__(self, store: _SQLStore, origin: str, last_seq: int | None) -> None:
         self._store = store
         self.origin = origin
-        self._last_seq = last_seq  # None: read at the first iteration (the store was not open)
+        # None: found at the first iteration (the store was not open when subscribed), as the
+        # change before the first one logged since shortly before subscribing.
+        self._last_seq = last_seq
+        self._since = time.time() - _SUBSCRIBE_SLACK
         self._wakeup = Signal()
         self._closed = False
 
@@ -69,7 +85,9 @@ class _Feed:
     async def __aiter__(self) -> AsyncIterator[list[StoreChange]]:
         store = self._store
         last_seq: int = (
-            await store._run("read the change log", head) if self._last_seq is None else self._last_seq
+            await store._run("read the change log", _seq_before, self._since)
+            if self._last_seq is None
+            else self._last_seq
         )
         while not self._closed:
             last_seq, changes, broken = await store._run(
@@ -412,8 +430,8 @@ class _SQLStore:
         """Subscribe to the changes made by every origin other than *origin*.
 
         No I/O here: the feed starts from the change log's position as :meth:`open`
-        (or this store's latest poll) read it, or, before the store was opened, from
-        the position at the feed's first iteration.
+        (or this store's latest poll) read it; before the store was opened, it reports
+        the changes logged from two seconds before this call (by the writers' clocks).
         """
         feed = _Feed(self, origin, self._head)
         self._feeds.append(feed)
