@@ -127,6 +127,10 @@ class DelegatingStore:
         await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.request_cancel(job_id, origin=origin)
 
+    async def delete(self, job_id, *, origin):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
+        return await self.inner.delete(job_id, origin=origin)
+
     async def delete_finished(self, ended_before):  # type: ignore[no-untyped-def]
         await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.delete_finished(ended_before)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from anyjob import Context, JobManager, JobNotFoundError, JobStateError, State, instrumentation
-from anyjob.stores import MemoryStore
+from anyjob.stores import JobRecord, MemoryStore
 from conftest import DelegatingStore
 
 TIMEOUT = 10.0
@@ -102,7 +102,7 @@ class ManagerMachine(RuleBasedStateMachine):
         """Await every job that can end now; then check every running job entered its function."""
         with anyio.fail_after(TIMEOUT):
             while True:
-                await self.manager._flush()
+                await self.manager._sink.settle()
                 ending = [
                     job_id
                     for job_id, gate in self.gates.items()
@@ -116,13 +116,17 @@ class ManagerMachine(RuleBasedStateMachine):
             for job_id, gate in self.gates.items():
                 if self.records.state_now(job_id) is State.RUNNING:
                     await gate.entered.wait()
-            await self.manager._flush()
+            await self.manager._sink.settle()
+
+    def all_records(self) -> dict[str, JobRecord]:
+        """The MemoryStore's own records, by id (read, never changed here)."""
+        return self.records._index.records
 
     def settle(self) -> None:
         self.portal.call(self._settle)
 
     def state(self, job_id: str) -> State | None:
-        self.portal.call(self.manager._flush)  # a protocol store is written in batches
+        self.portal.call(self.manager._sink.settle)  # a protocol store is written in batches
         return self.records.state_now(job_id)
 
     # -- rules ------------------------------------------------------------------------
@@ -212,38 +216,25 @@ class ManagerMachine(RuleBasedStateMachine):
 
     @invariant()
     def indexes_match_the_records(self) -> None:
-        self.portal.call(self.manager._flush)
-        store = self.records
-        store._settle()  # what every index reader does first
-        records = store._records
-        for index, by_state in enumerate(store._by_state):
-            for job_id, record in by_state.items():
-                assert records[job_id] is record
-                assert record.state._index == index
-        assert sum(len(by_state) for by_state in store._by_state) == len(records)
-        counts = [0] * len(State)
-        by_name: dict[str, list[int]] = {}
-        durations = 0
-        for record in records.values():
-            counts[record.state._index] += 1
-            by_name.setdefault(record.name, [0] * len(State))[record.state._index] += 1
+        self.portal.call(self.manager._sink.settle)
+        self.records._index.check()  # settles first, as every index reader does
+        stats = self.portal.call(self.records.statistics)
+        counts = dict.fromkeys(State, 0)
+        durations: list[float] = []
+        for record in self.all_records().values():
+            counts[record.state] += 1
             if record.state in _DONE and record.started is not None and record.ended is not None:
-                durations += 1
-        assert store._totals.by_state == counts
-        assert store._totals.duration_count == durations
-        assert {name: tally.by_state for name, tally in store._names.items()} == by_name
-        finished = {id(record) for record in store._finished}
-        for record in records.values():
-            if record.state in _DONE:
-                assert id(record) in finished
+                durations.append(max(record.ended - record.started, 0.0))
+        assert dict(stats.by_state) == counts
+        assert stats.average_duration == pytest.approx(sum(durations) / len(durations) if durations else 0.0)
 
     @invariant()
     def the_manager_tracks_exactly_its_unfinished_jobs(self) -> None:
-        self.portal.call(self.manager._flush)
-        unfinished = {job_id for job_id, record in self.records._records.items() if record.state not in _DONE}
+        self.portal.call(self.manager._sink.settle)
+        unfinished = {job_id for job_id, record in self.all_records().items() if record.state not in _DONE}
         statistics = self.manager._statistics()  # the only manager over the store: it owns them all
         assert statistics.live == len(unfinished)
-        executing = sum(1 for record in self.records._records.values() if record.state in _EXECUTING)
+        executing = sum(1 for record in self.all_records().values() if record.state in _EXECUTING)
         assert statistics.executing == executing
         assert executing <= 2  # max_concurrency
 
@@ -254,7 +245,7 @@ class ManagerMachine(RuleBasedStateMachine):
             if job_id in self.deleted:
                 assert state is None
                 continue
-            record = self.records._records[job_id]
+            record = self.all_records()[job_id]
             assert record.attempts == self.runs.get(job_id, 0)
             if job_id in self.canceled:
                 assert state is State.CANCELED
@@ -271,10 +262,10 @@ class ManagerMachine(RuleBasedStateMachine):
     def stats_agree_with_the_records(self) -> None:
         stats = self.portal.call(self.manager.stats)
         counts = dict.fromkeys(State, 0)
-        for record in self.records._records.values():
+        for record in self.all_records().values():
             counts[record.state] += 1
         assert dict(stats.by_state) == counts
-        assert stats.total == len(self.records._records)
+        assert stats.total == len(self.all_records())
 
 
 class AsyncioManagerMachine(ManagerMachine):

@@ -122,10 +122,12 @@ class StoreChange:
     Attributes:
         job_id: The record's id.
         info: The record after the change (``None`` when it was deleted).
-        cancel_requested: Whether a cancel was requested for the job.
-        owner: The id of the manager that runs the job.
-        final: For a deleted record, its info when it was deleted, where the store kept it
-            (so that a manager waiting for the job still learns how it ended).
+        cancel_requested: Whether a cancel was requested for the job (``False`` once deleted).
+        owner: The id of the manager that runs the job (``""`` once deleted).
+        final: For a deleted record, its info as it was deleted (so that a manager whose
+            waiter missed the job's end, because it ended and was deleted between two reads
+            of the feed, still learns how it ended); ``None`` otherwise, or when the store
+            does not know it (a deletion logged by an older anyjob).
     """
 
     job_id: str
@@ -230,13 +232,34 @@ class Store(Protocol):
     async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
         """Ask for a job to be canceled, whoever runs it; returns its state before, or ``None``.
 
-        A waiting (``CREATED``) record becomes ``CANCELED`` at once; for an
-        executing one the request is recorded and reaches its owner through the feed.
+        A waiting (``CREATED``) record becomes ``CANCELED`` at once; for a ``RUNNING``
+        one the request is recorded and reaches its owner through the feed. A
+        ``RUNNING`` record whose cancel was already requested answers ``CANCELING``
+        (it is on its way there; nothing changes), so only the first request of a run
+        answers ``RUNNING``: every manager tells "I canceled it" from "it was already
+        being canceled" alike. Any other state is returned as it is, nothing changed.
+
+        Returns:
+            ``CREATED`` or ``RUNNING`` when this request changed something;
+            ``CANCELING`` or a done state when it did not; ``None`` for an unknown id.
+        """
+        ...
+
+    async def delete(self, job_id: str, *, origin: str) -> State | None:
+        """Delete one record if it is done; returns the state it had, or ``None`` if unknown.
+
+        A record that is not done is left as it is: a caller tells "not done"
+        (a state that is not done) from "deleted" (a done state) by the answer.
+        The feeds of origins other than *origin* see the deletion, with the
+        record's final info (:attr:`StoreChange.final`).
         """
         ...
 
     async def delete_finished(self, ended_before: float) -> int:
-        """Delete finished records that ended before this POSIX time; returns how many."""
+        """Delete finished records that ended before this POSIX time; returns how many.
+
+        Every feed sees each deletion, with the record's final info.
+        """
         ...
 
     def subscribe(self, origin: str) -> StoreFeed:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final, final
 
@@ -21,6 +20,7 @@ __all__ = ["MemoryStore"]
 
 _CREATED: Final = State.CREATED
 _RUNNING: Final = State.RUNNING
+_CANCELING: Final = State.CANCELING
 _CANCELED: Final = State.CANCELED
 #: Ends a stored cancel request overrides (see Store.apply).
 _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
@@ -52,21 +52,27 @@ def _snapshot(record: JobRecord) -> JobInfo:
 
 @final
 class _MemoryFeed:
-    """Changes by other origins, coalesced per job (the latest state wins)."""
+    """Changes by other origins, coalesced per job (the latest change wins).
+
+    A changed job is kept as its record (the snapshot is taken when the feed is
+    read); a deleted one as its info at the deletion (the record is gone then), or
+    ``None`` when that info cannot be read.
+    """
 
     __slots__ = ("_changed", "_closed", "_pending", "_store", "origin")
 
     def __init__(self, store: MemoryStore, origin: str) -> None:
         self._store = store
         self.origin = origin
-        self._pending: dict[str, JobRecord | None] = {}
+        self._pending: dict[str, JobRecord | JobInfo | None] = {}
         self._changed = Signal()
         self._closed = False
 
-    def push(self, job_id: str, record: JobRecord | None) -> None:
+    def push(self, job_id: str, change: JobRecord | JobInfo | None) -> None:
+        """*change*: the changed record, or the final info of a deleted one (``None``: unknown)."""
         pending = self._pending
         pending.pop(job_id, None)  # keep the order of the latest change
-        pending[job_id] = record
+        pending[job_id] = change
         self._changed.fire()
 
     def close(self) -> None:
@@ -80,15 +86,23 @@ class _MemoryFeed:
                 await self._changed.wait()
                 continue
             pending, self._pending = self._pending, {}
-            yield [
-                StoreChange(
-                    job_id=job_id,
-                    info=None if record is None else _snapshot(record),
-                    cancel_requested=False if record is None else record.cancel_requested,
-                    owner="" if record is None else record.owner,
-                )
-                for job_id, record in pending.items()
-            ]
+            yield [_change(job_id, change) for job_id, change in pending.items()]
+
+
+def _change(job_id: str, change: JobRecord | JobInfo | None) -> StoreChange:
+    if change is None or isinstance(change, JobInfo):  # deleted
+        return StoreChange(job_id=job_id, info=None, cancel_requested=False, owner="", final=change)
+    return StoreChange(
+        job_id=job_id, info=_snapshot(change), cancel_requested=change.cancel_requested, owner=change.owner
+    )
+
+
+def _final(record: JobRecord) -> JobInfo | None:
+    """The info a deleted *record* ended with (``None`` for one whose times cannot be read)."""
+    try:
+        return _snapshot(record)
+    except ValueError:  # a NaN time: the deletion is still reported
+        return None
 
 
 @final
@@ -126,7 +140,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         index = self._index = Index()
-        self._records = index.records  # the same dict (read by older managers)
+        # The index's own dict (never replaced): one attribute lookup less on the fast path.
+        self._records = index.records
         self._feeds: list[_MemoryFeed] = []
         # The index's own methods, not wrappers: one call less per job for each.
         self.reindex = index.move
@@ -163,10 +178,6 @@ class MemoryStore:
         if feeds and (len(feeds) > 1 or feeds[0].origin != origin):
             self._publish(record, origin)
 
-    def touched(self, record: JobRecord, origin: str) -> None:
-        """Tell the other managers' feeds that *record* changed (deprecated: use :meth:`notify`)."""
-        self._publish(record, origin)
-
     def record_now(self, job_id: str) -> JobRecord | None:
         """The store's own record of *job_id* (shared, not a copy), or ``None`` (fast path)."""
         return self._records.get(job_id)
@@ -180,30 +191,6 @@ class MemoryStore:
         """The state of one record without building a snapshot, or ``None``."""
         record = self._records.get(job_id)
         return None if record is None else record.state
-
-    # The layout before the index object, still read by tests/test_manager_statemachine.py
-    # (to go once it asks _index.check() instead).
-
-    def _settle(self) -> None:
-        self._index.settle()
-
-    @property
-    def _by_state(self) -> list[dict[str, JobRecord]]:
-        return self._index.by_state
-
-    @property
-    def _names(self) -> dict[str, Tally]:
-        return self._index.names
-
-    @property
-    def _finished(self) -> deque[JobRecord]:
-        return self._index.finished
-
-    @property
-    def _totals(self) -> Tally:
-        totals = self._index.totals
-        totals.by_state = [len(records) for records in self._index.by_state]
-        return totals
 
     def _publish(self, record: JobRecord, origin: str) -> None:
         for feed in self._feeds:
@@ -274,12 +261,36 @@ class MemoryStore:
             record.cancel_requested = True
             index.change(record, before, old)
         elif before is _RUNNING:
+            if record.cancel_requested:
+                return _CANCELING  # asked already: on its way there
             record.cancel_requested = True
         else:
             return before
         if self._feeds:
             self._publish(record, origin)
         return before
+
+    async def delete(self, job_id: str, *, origin: str) -> State | None:
+        """Delete one record if it is done; returns the state it had, or ``None`` if unknown."""
+        index = self._index
+        index.settle()
+        record = self._records.get(job_id)
+        if record is None:
+            return None
+        state = record.state
+        if state.is_done:
+            index.remove(record)  # its place in index.finished is skipped later
+            if self._feeds:
+                self._deleted(record, origin)
+        return state
+
+    def _deleted(self, record: JobRecord, origin: str) -> None:
+        """Tell the feeds of origins other than *origin* that *record* was deleted."""
+        feeds = [feed for feed in self._feeds if feed.origin != origin]
+        if feeds:
+            final = _final(record)  # one snapshot for all
+            for feed in feeds:
+                feed.push(record.id, final)
 
     async def delete_finished(self, ended_before: float) -> int:
         """Delete finished records that ended before this POSIX time; returns how many."""
@@ -301,8 +312,8 @@ class MemoryStore:
             finished.popleft()
             index.remove(record)
             deleted += 1
-            for feed in self._feeds:
-                feed.push(record.id, None)
+            if self._feeds:
+                self._deleted(record, "")  # by nobody's manager: every feed
         return deleted
 
     async def get(self, job_id: str) -> JobInfo | None:
