@@ -36,7 +36,7 @@ class EventStream:
     manager closes (after the events already buffered), or on :meth:`close`.
     """
 
-    __slots__ = ("_closed", "_job_id", "_on_close", "_progress", "_queue", "_wakeup", "dropped")
+    __slots__ = ("_closed", "_ended", "_job_id", "_on_close", "_progress", "_queue", "_wakeup", "dropped")
 
     def __init__(self, job_id: str | None, on_close: object = None) -> None:
         self._job_id = job_id
@@ -44,6 +44,7 @@ class EventStream:
         self._progress: dict[str, _ProgressSlot] = {}
         self._wakeup = Signal()
         self._closed = False
+        self._ended = False  # the latest state pushed is a done one
         self._on_close = on_close
         #: How many events were dropped because the consumer fell too far behind.
         self.dropped = 0
@@ -72,12 +73,18 @@ class EventStream:
             # Later progress must queue after this state change.
             self._progress.pop(event.job_id, None)
             self._queue.append(event)
+            self._ended = event.state.is_done
         if len(self._queue) > MAX_BUFFERED:
             dropped = self._queue.popleft()
             if isinstance(dropped, _ProgressSlot) and self._progress.get(dropped.event.job_id) is dropped:
                 del self._progress[dropped.event.job_id]
             self.dropped += 1
         self._wakeup.fire()
+
+    def push_end(self, event: JobEvent) -> None:
+        """Queue the end of this stream's job unless the latest state pushed was already an end."""
+        if not self._ended:
+            self.push(event, progress=False)
 
     def end(self) -> None:
         """End the stream after the buffered events (the manager closed)."""

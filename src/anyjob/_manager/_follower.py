@@ -61,11 +61,12 @@ class Follower:
             else:
                 recorder.cancel(entry)
             return
-        if info is None:
-            info = change.final
-            if info is None:
-                self._waiters.wake(change.job_id, None)
-                return
+        if info is None:  # deleted
+            final = change.final
+            self._waiters.wake(change.job_id, final)
+            if final is not None:
+                self._publisher.final(final)
+            return
         self._publisher.info(info)
         if info.state.is_done:
             self._waiters.wake(info.id, info)

@@ -535,6 +535,26 @@ class JobManager:
         self._pool.push(entry)
         return JobRef(id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
 
+    async def delete(self, id: str) -> None:  # noqa: A002
+        """Delete one finished job (of any manager sharing the store).
+
+        Raises:
+            ManagerClosedError: The manager is not open.
+            JobNotFoundError: No job has that id.
+            JobStateError: The job is not done (cancel it first).
+        """
+        check_id(id)
+        self._refuse("delete a job")
+        await self._sink.settle()
+        entry = self._recorder.entries.get(id)
+        state = entry.record.state if entry is not None else await self._store.delete(id, origin=self._origin)
+        if state is None:
+            msg = f"no job with id {id!r}"
+            raise JobNotFoundError(msg, job_id=id)
+        if not state.is_done:
+            msg = f"cannot delete job {id!r}: it is {state.value}, not done (cancel it first)"
+            raise JobStateError(msg, job_id=id)
+
     async def cleanup(self, older_than: float | timedelta) -> int:
         """Delete finished jobs that ended before ``now - older_than``; returns how many.
 

@@ -32,6 +32,9 @@ _CANCELED: Final = State.CANCELED
 
 #: Idle workers beyond this many exit; more are started when work arrives.
 MAX_IDLE_WORKERS: Final = 8
+#: Schedule points a worker with nothing to do passes before it idles on an Event: a loop of
+#: ``submit`` + ``wait`` (two checkpoints a job) then never idles a worker per job.
+SPINS_BEFORE_IDLE: Final = 2
 #: A worker whose jobs never yield checkpoints after this many, so other tasks run.
 JOBS_PER_CHECKPOINT: Final = 64
 
@@ -125,7 +128,7 @@ class WorkerPool:
     @property
     def busy(self) -> bool:
         """Jobs are running or ready to run."""
-        return bool(self.ready) or self.executing > 0
+        return self.ready.size > 0 or self.executing > 0
 
     def push(self, entry: Entry) -> None:
         """Queue *entry* to start as soon as a worker is free."""
@@ -150,7 +153,7 @@ class WorkerPool:
     def _next(self) -> Entry | None:
         ready = self.ready
         entries = self._recorder.entries
-        while ready:
+        while ready.size:
             entry = ready.pop()
             if entry is None:  # pragma: no cover - the queue says there is one
                 break
@@ -185,7 +188,7 @@ class WorkerPool:
                 # A job this worker ran was canceled: go on in a new scope.
         finally:
             self.workers -= 1
-        if outcome is _CONTEXT_CHANGED and self.ready:
+        if outcome is _CONTEXT_CHANGED and self.ready.size:
             self._spawn()  # a fresh worker, in the manager's context, goes on
 
     async def _work(self, worker: Worker, scope: anyio.CancelScope) -> object:
@@ -197,17 +200,17 @@ class WorkerPool:
         context of their own (``_in_context``).
         """
         done_in_a_row = 0
-        spun = False
+        spins = 0
         while True:
             entry = self._next()
             if entry is None:
-                if not await self._await_work(spun=spun):
+                if not await self._await_work(spin=spins < SPINS_BEFORE_IDLE):
                     return _STOPPED
-                spun = not spun  # one spin, then idle; after idling, a spin again
+                spins = spins + 1 if spins < SPINS_BEFORE_IDLE else 0
                 done_in_a_row = 0
                 continue
-            spun = False
-            if self.ready:  # more wait: if this job blocks, the next one still starts
+            spins = 0
+            if self.ready.size:  # more wait: if this job blocks, the next one still starts
                 self._keep_spare()
             if self._claims and not await self._claim(entry):
                 continue
@@ -227,15 +230,15 @@ class WorkerPool:
                 done_in_a_row = 0
                 await anyio.lowlevel.checkpoint()
 
-    async def _await_work(self, *, spun: bool) -> bool:
+    async def _await_work(self, *, spin: bool) -> bool:
         """No job is ready: wait for one; False when this worker should exit instead."""
         self._recorder.drained.fire()
         if self._closed or self.idle >= MAX_IDLE_WORKERS:
             return False
-        if not spun:
-            # One schedule point before idling: a submitter (whose submit is a checkpoint
-            # too) queues its next job meanwhile, and this worker takes it without the
-            # cost of an Event per job.
+        if spin:
+            # A schedule point instead of idling: a submitter (whose submit and wait are
+            # checkpoints too) queues its next job meanwhile, and this worker takes it
+            # without the cost of an Event per job.
             self.spinning += 1
             try:
                 await self.checkpoint()

@@ -39,6 +39,16 @@ class Publisher:
         if self.streams:
             self._push(JobEvent(info.id, info.state, info.progress, info.message, utcnow()), False)
 
+    def final(self, info: JobInfo) -> None:
+        """A job another manager ran was deleted: its end, for the streams of that job not told yet.
+
+        Streams of every job get no such event: they were told of the end by the feed,
+        unless it ended and was deleted between two reads of it.
+        """
+        for stream in self.streams:
+            if stream.job_id == info.id:
+                stream.push_end(JobEvent(info.id, info.state, info.progress, info.message, utcnow()))
+
     def _push(self, event: JobEvent, progress: bool) -> None:  # noqa: FBT001 - private, hot
         for stream in self.streams:
             if stream.wants(event.job_id):

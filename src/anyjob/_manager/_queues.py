@@ -24,19 +24,20 @@ class ReadyQueue:
 
     One deque per priority in use: pushing and popping are O(1) for the usual few
     priorities, with no tuple per job as a heap would need.
-    Invariant: ``_size == sum(map(len, _levels.values()))`` and ``_order`` holds the
-    negated keys of ``_levels``, ascending.
+    Invariant: ``size == sum(map(len, _levels.values()))`` and ``_order`` holds the
+    negated keys of ``_levels``, ascending. ``size`` is a plain attribute, read on every
+    step of a worker's loop (``len()`` would be a Python-level call there).
     """
 
-    __slots__ = ("_levels", "_order", "_size")
+    __slots__ = ("_levels", "_order", "size")
 
     def __init__(self) -> None:
         self._levels: dict[int, deque[Entry]] = {}
         self._order: list[int] = []
-        self._size = 0
+        self.size = 0
 
     def __len__(self) -> int:
-        return self._size
+        return self.size
 
     def push(self, entry: Entry) -> None:
         """Queue *entry* behind the others of its priority."""
@@ -46,16 +47,16 @@ class ReadyQueue:
             level = self._levels[priority] = deque()
             bisect.insort(self._order, -priority)
         level.append(entry)
-        self._size += 1
+        self.size += 1
 
     def pop(self) -> Entry | None:
         """The next entry to start, or ``None`` when the queue is empty."""
-        if not self._size:
+        if not self.size:
             return None
         for negative in self._order:
             level = self._levels[-negative]
             if level:
-                self._size -= 1
+                self.size -= 1
                 entry = level.popleft()
                 if not level and len(self._levels) > 1:  # forget priorities no longer in use
                     del self._levels[-negative]

@@ -99,7 +99,8 @@ class Recorder:
     def add(self, entry: Entry) -> None:
         """A new job, already in the store."""
         self.entries[entry.record.id] = entry
-        self._publisher.record(entry.record, progress=False)
+        if self._publisher.streams:
+            self._publisher.record(entry.record, progress=False)
 
     @staticmethod
     def requeue_fields(origin: str) -> dict[str, Any]:
@@ -141,7 +142,8 @@ class Recorder:
         record.attempts += 1
         record.started = _now()
         self._sink.started(entry)
-        self._publisher.record(record, progress=False)
+        if self._publisher.streams:
+            self._publisher.record(record, progress=False)
         if _hooks.active:
             self._emit(entry, _hooks.JOB_STARTED, None, None)
         return Context(entry, 1)
@@ -176,7 +178,8 @@ class Recorder:
         if message is not None:
             record.message = message
         self._sink.changed(entry)
-        self._publisher.record(record, progress=True)
+        if self._publisher.streams:
+            self._publisher.record(record, progress=True)
 
     # -- jobs run through an Executor ------------------------------------------------
 
@@ -196,7 +199,8 @@ class Recorder:
             record.progress = job.progress
             record.message = job.message
             self._sink.changed(entry)
-            self._publisher.record(record, progress=True)
+            if self._publisher.streams:
+                self._publisher.record(record, progress=True)
             return
         entry.job_state = state
         if state is _RUNNING and record.state is _CREATED:
@@ -206,7 +210,8 @@ class Recorder:
             record.progress = 0.0
             record.message = None
             self._sink.changed(entry)
-            self._publisher.record(record, progress=False)
+            if self._publisher.streams:
+                self._publisher.record(record, progress=False)
         elif state is _CANCELING and record.state is _RUNNING:
             self._canceling(entry)
         # The end of the run (with all its attempts) is recorded in finish().
@@ -259,7 +264,8 @@ class Recorder:
     def _canceling(self, entry: Entry) -> None:
         _become(entry.record, _CANCELING)
         self._sink.changed(entry)
-        self._publisher.record(entry.record, progress=False)
+        if self._publisher.streams:
+            self._publisher.record(entry.record, progress=False)
 
     def cancel_waiting(self, entry: Entry) -> None:
         """A job that has not started is canceled (here, or the store refused its start)."""
@@ -289,7 +295,8 @@ class Recorder:
         del self.entries[record.id]
         if write:
             self._sink.changed(entry)
-        self._publisher.record(record, progress=False)
+        if self._publisher.streams:
+            self._publisher.record(record, progress=False)
         if self._waiters:
             self._waiters.wake(record.id, _detached_info(record))
         self.drained.fire()
