@@ -297,7 +297,7 @@ class Recorder:
             self._sink.changed(entry)
         if self._publisher.streams:
             self._publisher.record(record, progress=False)
-        if self._waiters:
+        if self._waiters.by_id:
             self._waiters.wake(record.id, _detached_info(record))
         self.drained.fire()
         if emit and _hooks.active:

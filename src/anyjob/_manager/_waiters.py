@@ -42,42 +42,46 @@ class Waiter:
 
 @final
 class Waiters:
-    """Waiters by job id. Invariant: every waiter in ``_by_id`` has ``users > 0``."""
+    """Waiters by job id. Invariant: every waiter in ``by_id`` has ``users > 0``.
 
-    __slots__ = ("_by_id",)
+    ``by_id`` is read (never changed) by the recorder on every job's end: a truth test of
+    a dict costs nothing, a ``__bool__`` method a Python call.
+    """
+
+    __slots__ = ("by_id",)
 
     def __init__(self) -> None:
-        self._by_id: dict[str, Waiter] = {}
+        self.by_id: dict[str, Waiter] = {}
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self.by_id)
 
     def __bool__(self) -> bool:
-        return bool(self._by_id)
+        return bool(self.by_id)
 
     def join(self, job_id: str) -> Waiter:
         """Wait for *job_id* (pair with :meth:`leave`)."""
-        waiter = self._by_id.get(job_id)
+        waiter = self.by_id.get(job_id)
         if waiter is None:
-            waiter = self._by_id[job_id] = Waiter()
+            waiter = self.by_id[job_id] = Waiter()
         waiter.users += 1
         return waiter
 
     def leave(self, job_id: str, waiter: Waiter) -> None:
         """One call stopped waiting (woken, timed out or cancelled)."""
         waiter.users -= 1
-        if not waiter.users and self._by_id.get(job_id) is waiter:
-            del self._by_id[job_id]
+        if not waiter.users and self.by_id.get(job_id) is waiter:
+            del self.by_id[job_id]
 
     def wake(self, job_id: str, final: JobInfo | None) -> None:
         """The job ended (*final* is its info, if known): wake every call waiting for it."""
-        waiter = self._by_id.pop(job_id, None)
+        waiter = self.by_id.pop(job_id, None)
         if waiter is not None:
             waiter.final = final
             waiter.set()
 
     def wake_all(self) -> None:
         """The manager closed: nobody waits any longer."""
-        for waiter in self._by_id.values():
+        for waiter in self.by_id.values():
             waiter.set()
-        self._by_id.clear()
+        self.by_id.clear()
