@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, Self, final
+from typing import Any, Final, NoReturn, Self, final
 
 import anyio
 import anyio.abc
@@ -251,6 +251,14 @@ class JobManager:
             await self._sink.settle()
             await self._store.delete_finished(time.time() - retention)
 
+    async def _abandon(self, entry: Entry, action: str) -> NoReturn:
+        """The manager closed while the store took *entry*: record it canceled, then refuse."""
+        self._recorder.cancel_waiting(entry)
+        with anyio.CancelScope(shield=True):
+            await self._sink.close()  # the final flush has run already: this one writes it
+        self._refuse(action)
+        raise AssertionError  # pragma: no cover - _refuse raises when closed
+
     def _refused(self, entry: Entry) -> None:
         self._recorder.refused(entry)  # the sink is made before the recorder it reports to
 
@@ -329,10 +337,10 @@ class JobManager:
             spec.key,
         )
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
-        if self._phase is not Phase.OPEN:  # closed while the store answered: not started here
-            self._refuse("submit")
         entry = Entry(self._recorder, record, spec)
         self._recorder.add(entry)
+        if self._phase is Phase.CLOSED:
+            await self._abandon(entry, "submit")
         if wait > 0.0:
             self._delayed.push(entry, anyio.current_time() + wait)
         else:
@@ -529,9 +537,9 @@ class JobManager:
         if not await self._sink.requeue(id, fields, _RETRYABLE):
             msg = f"cannot retry job {record.name!r} ({id}): it changed meanwhile"
             raise JobStateError(msg, job_id=id)
-        if self._phase is not Phase.OPEN:
-            self._refuse("retry a job")
         entry = self._recorder.requeued(record, spec, fields)
+        if self._phase is Phase.CLOSED:
+            await self._abandon(entry, "retry a job")
         self._pool.push(entry)
         return JobRef(id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
 
