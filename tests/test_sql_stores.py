@@ -23,7 +23,8 @@ import pytest
 import anyjob
 from anyjob import Context, JobError, JobManager, State, instrumentation
 from anyjob.stores import JobQuery, JobRecord, PostgresStore, RecordUpdate, SQLiteStore, Store, StoreChange
-from conftest import POSTGRES_DSN, drop_postgres_schemas, postgres_unavailable
+from anyjob.stores._connection import SCHEMA_VERSION
+from conftest import POSTGRES_DSN, drop_postgres_schemas
 
 pytestmark = pytest.mark.anyio
 
@@ -36,15 +37,11 @@ def _quiet() -> None:
 OpenStore = Callable[..., "SQLiteStore | PostgresStore"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def open_store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[OpenStore]:
     """Opens store objects on one database: what separate processes would each have."""
     opened: list[SQLiteStore | PostgresStore] = []
     schema = f"anyjob_test_{uuid.uuid4().hex[:16]}"
-    if request.param == "postgres":
-        reason = postgres_unavailable()
-        if reason:
-            pytest.skip(reason)
 
     def open_store(poll_interval: float = 0.01) -> SQLiteStore | PostgresStore:
         store: SQLiteStore | PostgresStore
@@ -301,7 +298,7 @@ async def test_a_database_from_a_newer_anyjob_is_refused(tmp_path: pathlib.Path)
     await store.insert(record("j1"))
     store.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.execute("PRAGMA user_version = 99")
     conn.commit()
     conn.close()
@@ -322,7 +319,7 @@ async def test_the_change_log_forgets_old_changes(
     path = tmp_path / "jobs.db"
     store = SQLiteStore(path)
     now = [1_000_000.0]
-    monkeypatch.setattr("anyjob.stores._sql.time.time", lambda: now[0])
+    monkeypatch.setattr("anyjob.stores._changes.time.time", lambda: now[0])
     await store.insert(record("old"))  # trims (nothing yet), logs one change at t
     now[0] += _sql._CHANGES_KEPT_FOR + _sql._TRIM_EVERY + 1
     await store.insert(record("new"))  # more than a minute later: trims what is over ten minutes old
@@ -350,10 +347,8 @@ def test_postgres_arguments_are_checked() -> None:
     assert "jobs_2" in repr(store)
 
 
+@pytest.mark.postgres
 async def test_postgres_tables_from_a_newer_anyjob_are_refused() -> None:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
     import psycopg
 
     schema = f"anyjob_test_{uuid.uuid4().hex[:16]}"

@@ -51,13 +51,18 @@ CREATE TABLE IF NOT EXISTS anyjob_changes (
     seq {serial},
     job_id TEXT NOT NULL,
     origin TEXT NOT NULL,
-    at {real} NOT NULL
+    at {real} NOT NULL,
+    final TEXT
 );
 """
 
 
-#: The layout of the tables; kept in the database for later migrations.
-SCHEMA_VERSION: Final = 1
+#: The layout of the tables, kept in the database. Version 2 added ``anyjob_changes.final``
+#: (the row of a deleted job as JSON, so feeds tell how it ended); an older database gets it
+#: on opening (:data:`FINAL_COLUMN`), under the same lock as the rest of the DDL.
+SCHEMA_VERSION: Final = 2
+#: The column version 2 added to ``anyjob_changes`` (``ALTER TABLE ... ADD COLUMN`` this).
+FINAL_COLUMN: Final = "final TEXT"
 
 
 def schema_statements(**types: str) -> list[str]:
@@ -86,6 +91,7 @@ class Connection:
 
     __slots__ = (
         "_begin",
+        "_begin_read",
         "_translate",
         "_usable",
         "errors",
@@ -100,6 +106,7 @@ class Connection:
         raw: Any,
         *,
         begin: Sequence[str],
+        begin_read: str,
         translate: bool,
         greatest: str,
         lock_row: str,
@@ -109,6 +116,7 @@ class Connection:
     ) -> None:
         self.raw = raw
         self._begin = begin
+        self._begin_read = begin_read  # a read-only transaction whose reads share one snapshot
         self._translate = translate  # "?" placeholders to "%s"
         self.greatest = greatest  # the SQL function for the larger of two values
         self.lock_row = lock_row  # appended to a SELECT that reads a row it will update
@@ -130,6 +138,9 @@ class Connection:
         for statement in self._begin:
             self.raw.execute(statement)
 
+    def begin_read(self) -> None:
+        self.raw.execute(self._begin_read)
+
     def usable(self) -> bool:
         """Whether the connection can still be used (else the store opens a new one)."""
         return self._usable(self.raw)
@@ -150,15 +161,22 @@ class transaction:  # noqa: N801 - used like a function
 
     Writers take the database's write lock as they begin (SQLite: ``BEGIN IMMEDIATE``;
     PostgreSQL: an advisory lock), so change-log numbers follow commit order.
+    ``transaction(conn, read=True)`` only reads, every statement from one snapshot
+    (SQLite: a deferred ``BEGIN`` in WAL mode; PostgreSQL: ``REPEATABLE READ``),
+    without the write lock.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_read")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, read: bool = False) -> None:
         self._conn = conn
+        self._read = read
 
     def __enter__(self) -> None:
-        self._conn.begin()
+        if self._read:
+            self._conn.begin_read()
+        else:
+            self._conn.begin()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:

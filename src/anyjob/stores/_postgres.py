@@ -8,8 +8,8 @@ import zlib
 from typing import Any, Final, final
 
 from anyjob._exceptions import StoreError
-from anyjob.stores._connection import SCHEMA_VERSION, Connection, schema_statements
-from anyjob.stores._sql import _SQLStore
+from anyjob.stores._connection import FINAL_COLUMN, SCHEMA_VERSION, Connection, schema_statements
+from anyjob.stores._sql import SQLStore
 
 __all__ = ["PostgresStore"]
 
@@ -23,7 +23,7 @@ _SETUP_LOCK: Final = zlib.crc32(b"anyjob: schema setup")
 
 
 @final
-class PostgresStore(_SQLStore):
+class PostgresStore(SQLStore):
     """Job records in a PostgreSQL database: durable, shared by many processes and machines.
 
     The tables live in their own schema (``anyjob`` by default). Managers holding
@@ -112,6 +112,7 @@ class PostgresStore(_SQLStore):
         return Connection(
             raw,
             begin=("BEGIN", f"SELECT pg_advisory_xact_lock({self._lock_key})"),
+            begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             translate=True,
             greatest="GREATEST",
             lock_row=" FOR UPDATE",
@@ -134,7 +135,7 @@ class PostgresStore(_SQLStore):
         raw.execute("RESET statement_timeout")
 
     def _create_tables(self, raw: Any) -> None:
-        """Create what is missing; refuse tables made by a newer anyjob."""
+        """Create what is missing; bring an older layout up to date; refuse tables made by a newer anyjob."""
         raw.execute("CREATE TABLE IF NOT EXISTS anyjob_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         row = raw.execute("SELECT value FROM anyjob_meta WHERE key = 'schema_version'").fetchone()
         version = 0 if row is None else int(row["value"])
@@ -146,6 +147,8 @@ class PostgresStore(_SQLStore):
             raise StoreError(msg)
         for statement in _TABLES:
             raw.execute(statement)
+        if version < SCHEMA_VERSION:  # version 1 to 2: the change log's final column
+            raw.execute(f"ALTER TABLE anyjob_changes ADD COLUMN IF NOT EXISTS {FINAL_COLUMN}")
         raw.execute(
             "INSERT INTO anyjob_meta (key, value) VALUES ('schema_version', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

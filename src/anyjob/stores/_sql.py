@@ -5,25 +5,23 @@ used from a worker thread under a lock, so the stores work alike on asyncio and
 trio and the event loop never waits for the database. SQL is written once with
 ``?`` placeholders; a store for a driver with another placeholder style
 translates it (see :class:`Connection`). Every driver error becomes a
-:class:`~anyjob.StoreError` in :meth:`_SQLStore._run`, the one way into the database.
+:class:`~anyjob.StoreError` in :meth:`SQLStore._run`, the one way into the database.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-import warnings
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-import anyio
 import anyio.to_thread
 
 from anyjob._exceptions import JobError, StoreError
 from anyjob._records import JobInfo, JobRecord, JobStatistics, now_timestamp
-from anyjob._signal import Signal
 from anyjob._state import State
-from anyjob.stores._base import JobQuery, RecordUpdate, StoreChange, snapshot
+from anyjob.stores import _changes
+from anyjob.stores._base import JobQuery, RecordUpdate
+from anyjob.stores._changes import Feed, info_of, warn_undecodable
 from anyjob.stores._connection import Connection, head, seconds, transaction
 from anyjob.stores._rows import FIELDS, STATE_BY_VALUE, column, filters, from_row, to_row
 
@@ -39,76 +37,9 @@ _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
 _TRIM_EVERY: Final = 60.0
-#: A feed subscribed before the store was opened reports the changes logged from this many
-#: seconds before it was subscribed (the log's position could not be read then without I/O).
-_SUBSCRIBE_SLACK: Final = 2.0
 
 
-def _seq_before(conn: Connection, since: float) -> int:
-    """The number of the change before the first one logged at or after *since*."""
-    row = conn.execute(
-        "SELECT COALESCE((SELECT MIN(seq) FROM anyjob_changes WHERE at >= ?) - 1,"
-        " (SELECT MAX(seq) FROM anyjob_changes), 0) AS seq",
-        (since,),
-    ).fetchone()
-    return int(row["seq"])
-
-
-class _Feed:
-    """Changes other origins made, read from the database's change log.
-
-    Writes through the same store object wake the feed at once;
-    writes by other processes (or other store objects on the same file) are
-    found by polling every ``poll_interval`` seconds.
-    """
-
-    __slots__ = ("_closed", "_last_seq", "_since", "_store", "_wakeup", "origin")
-
-    def __init__(self, store: _SQLStore, origin: str, last_seq: int | None) -> None:
-        self._store = store
-        self.origin = origin
-        # None: found at the first iteration (the store was not open when subscribed), as the
-        # change before the first one logged since shortly before subscribing.
-        self._last_seq = last_seq
-        self._since = time.time() - _SUBSCRIBE_SLACK
-        self._wakeup = Signal()
-        self._closed = False
-
-    def poke(self) -> None:
-        self._wakeup.fire()
-
-    def close(self) -> None:
-        self._closed = True
-        self._store._feeds = [feed for feed in self._store._feeds if feed is not self]
-        self._wakeup.fire()
-
-    async def __aiter__(self) -> AsyncIterator[list[StoreChange]]:
-        store = self._store
-        last_seq: int = (
-            await store._run("read the change log", _seq_before, self._since)
-            if self._last_seq is None
-            else self._last_seq
-        )
-        while not self._closed:
-            last_seq, changes, broken = await store._run(
-                "read the change log", store._changes_since, last_seq, self.origin
-            )
-            self._last_seq = last_seq
-            store._head = max(store._head or 0, last_seq)
-            _warn_undecodable(broken)
-            if changes:
-                yield changes
-                continue
-            with anyio.move_on_after(store.poll_interval):
-                await self._wakeup.wait()
-
-
-def _warn_undecodable(broken: Sequence[StoreError]) -> None:
-    for error in broken:
-        warnings.warn(f"{error} (left out)", RuntimeWarning, stacklevel=3)
-
-
-class _SQLStore:
+class SQLStore:
     """The Store protocol over SQL tables (see :class:`~anyjob.stores.SQLiteStore`).
 
     Subclasses open the connection (:meth:`_open`) and say how they are shown.
@@ -119,7 +50,7 @@ class _SQLStore:
         self.connect_timeout = seconds("connect_timeout", connect_timeout)
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        self._feeds: list[_Feed] = []
+        self._feeds: list[Feed] = []
         self._trimmed = 0.0  # when this store last trimmed the change log
         self._head: int | None = None  # the change log's latest number, as of the last look
 
@@ -180,17 +111,16 @@ class _SQLStore:
 
         return await anyio.to_thread.run_sync(locked)
 
-    def _changed(self, conn: Connection, job_ids: Sequence[str], origin: str) -> None:
+    def _changed(
+        self, conn: Connection, job_ids: Sequence[str], origin: str, finals: Sequence[str | None] = ()
+    ) -> None:
         """Log changes to *job_ids* by *origin* (inside the caller's transaction).
 
+        *finals*: for deleted jobs, their rows (:func:`~anyjob.stores._changes.final_of`).
         Once a minute, the log also forgets what is older than ten minutes, so it does
         not grow with the number of jobs ever run.
         """
-        at = time.time()
-        conn.executemany(
-            "INSERT INTO anyjob_changes (job_id, origin, at) VALUES (?, ?, ?)",
-            [(job_id, origin, at) for job_id in job_ids],
-        )
+        at = _changes.log(conn, job_ids, origin, finals)
         if at - self._trimmed > _TRIM_EVERY:
             self._trimmed = at
             conn.execute("DELETE FROM anyjob_changes WHERE at < ?", (at - _CHANGES_KEPT_FOR,))
@@ -285,7 +215,7 @@ class _SQLStore:
     def _request_cancel(self, conn: Connection, job_id: str, origin: str) -> State | None:
         with transaction(conn):
             row = conn.execute(
-                f"SELECT state FROM anyjob_jobs WHERE id = ?{conn.lock_row}",  # noqa: S608 - a constant
+                f"SELECT state, cancel_requested FROM anyjob_jobs WHERE id = ?{conn.lock_row}",  # noqa: S608 - a constant
                 (job_id,),
             ).fetchone()
             if row is None:
@@ -297,11 +227,35 @@ class _SQLStore:
                     (State.CANCELED.value, now_timestamp(), job_id),
                 )
             elif before is State.RUNNING:
+                if row["cancel_requested"]:
+                    return State.CANCELING  # asked already: on its way there
                 conn.execute("UPDATE anyjob_jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             else:
                 return before
             self._changed(conn, [job_id], origin)
             return before
+
+    async def delete(self, job_id: str, *, origin: str) -> State | None:
+        """Delete one record if it is done; returns the state it had, or ``None`` if unknown."""
+        state = await self._run(f"delete job {job_id!r}", self._delete, job_id, origin)
+        if state is not None and state.is_done:
+            self._poke(origin)
+        return state
+
+    def _delete(self, conn: Connection, job_id: str, origin: str) -> State | None:
+        with transaction(conn):
+            row = conn.execute(
+                f"SELECT * FROM anyjob_jobs WHERE id = ?{conn.lock_row}",  # noqa: S608 - a constant
+                (job_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            state = _state(row, job_id)
+            if state.is_done:
+                conn.execute("DELETE FROM anyjob_jobs WHERE id = ?", (job_id,))
+                conn.execute("DELETE FROM anyjob_labels WHERE job_id = ?", (job_id,))
+                self._changed(conn, [job_id], origin, [_changes.final_of(row)])
+            return state
 
     async def delete_finished(self, ended_before: float) -> int:
         """Delete finished records that ended before this POSIX time; returns how many."""
@@ -314,13 +268,13 @@ class _SQLStore:
         with transaction(conn):
             done = ",".join("?" * len(_DONE))
             rows = conn.execute(
-                f"DELETE FROM anyjob_jobs WHERE ended < ? AND state IN ({done}) RETURNING id",  # noqa: S608 - constants
+                f"DELETE FROM anyjob_jobs WHERE ended < ? AND state IN ({done}) RETURNING *",  # noqa: S608 - constants
                 (ended_before, *_DONE),
             ).fetchall()
             ids = [row["id"] for row in rows]
             conn.executemany("DELETE FROM anyjob_labels WHERE job_id = ?", [(job_id,) for job_id in ids])
             if ids:
-                self._changed(conn, ids, "")
+                self._changed(conn, ids, "", [_changes.final_of(row) for row in rows])
         return len(ids)
 
     # -- reading ------------------------------------------------------------------------
@@ -332,7 +286,7 @@ class _SQLStore:
             StoreError: The database failed, or the record cannot be decoded.
         """
         record = await self._run(f"read job {job_id!r}", self._get_record, job_id)
-        return None if record is None else _info(record)
+        return None if record is None else info_of(record)
 
     async def get_record(self, job_id: str) -> JobRecord | None:
         """A copy of one record, or ``None``.
@@ -352,7 +306,7 @@ class _SQLStore:
         A record that cannot be decoded is left out with a :class:`RuntimeWarning`.
         """
         infos, broken = await self._run("query jobs", self._query, query)
-        _warn_undecodable(broken)
+        warn_undecodable(broken)
         return infos
 
     def _query(self, conn: Connection, query: JobQuery) -> tuple[list[JobInfo], list[StoreError]]:
@@ -371,7 +325,7 @@ class _SQLStore:
         broken: list[StoreError] = []
         for row in rows:
             try:
-                infos.append(_info(from_row(row)))
+                infos.append(info_of(from_row(row)))
             except StoreError as exc:
                 broken.append(exc)
         return infos, broken
@@ -426,52 +380,16 @@ class _SQLStore:
 
     # -- the change feed ------------------------------------------------------------------
 
-    def subscribe(self, origin: str) -> _Feed:
+    def subscribe(self, origin: str) -> Feed:
         """Subscribe to the changes made by every origin other than *origin*.
 
         No I/O here: the feed starts from the change log's position as :meth:`open`
         (or this store's latest poll) read it; before the store was opened, it reports
         the changes logged from two seconds before this call (by the writers' clocks).
         """
-        feed = _Feed(self, origin, self._head)
+        feed = Feed(self, origin, self._head)
         self._feeds.append(feed)
         return feed
-
-    def _changes_since(
-        self, conn: Connection, last_seq: int, origin: str
-    ) -> tuple[int, list[StoreChange], list[StoreError]]:
-        rows = conn.execute(
-            "SELECT seq, job_id, origin FROM anyjob_changes WHERE seq > ? ORDER BY seq", (last_seq,)
-        ).fetchall()
-        if not rows:
-            return last_seq, [], []
-        job_ids = list(dict.fromkeys(row["job_id"] for row in rows if row["origin"] != origin))
-        changes: list[StoreChange] = []
-        broken: list[StoreError] = []
-        for job_id in job_ids:  # the latest state of each, in the order of their latest change
-            try:
-                record = self._get_record(conn, job_id)
-                info = None if record is None else _info(record)
-            except StoreError as exc:
-                broken.append(exc)
-                continue
-            changes.append(
-                StoreChange(
-                    job_id=job_id,
-                    info=info,
-                    cancel_requested=False if record is None else record.cancel_requested,
-                    owner="" if record is None else record.owner,
-                )
-            )
-        return rows[-1]["seq"], changes, broken
-
-
-def _info(record: JobRecord) -> JobInfo:
-    try:
-        return snapshot(record)
-    except ValueError as exc:  # a NaN time
-        msg = f"cannot decode the stored record of job {record.id!r}: {exc}"
-        raise StoreError(msg, job_id=record.id) from exc
 
 
 def _state(row: Any, job_id: str) -> State:

@@ -7,8 +7,8 @@ import sqlite3
 from typing import Final, final
 
 from anyjob._exceptions import StoreError
-from anyjob.stores._connection import SCHEMA_VERSION, Connection, schema_statements, seconds
-from anyjob.stores._sql import _SQLStore
+from anyjob.stores._connection import FINAL_COLUMN, SCHEMA_VERSION, Connection, schema_statements, seconds
+from anyjob.stores._sql import SQLStore
 
 _TABLES: Final = schema_statements(real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT", id="TEXT")
 
@@ -16,7 +16,7 @@ __all__ = ["SQLiteStore"]
 
 
 @final
-class SQLiteStore(_SQLStore):
+class SQLiteStore(SQLStore):
     """Job records in an SQLite database file: durable, embedded, no server.
 
     Records survive the process. Several managers may share one store: managers
@@ -93,6 +93,7 @@ class SQLiteStore(_SQLStore):
         return Connection(
             raw,
             begin=("BEGIN IMMEDIATE",),
+            begin_read="BEGIN",  # deferred: the snapshot is taken by the first read (WAL)
             translate=False,
             greatest="max",
             lock_row="",
@@ -102,7 +103,10 @@ class SQLiteStore(_SQLStore):
         )
 
     def _prepare(self, raw: sqlite3.Connection) -> None:
-        """WAL, and the tables in a new database (in one write transaction); refuse a newer layout."""
+        """WAL, and the tables in a new database (in one write transaction); refuse a newer layout.
+
+        An older layout is brought up to date in place, in the same transaction.
+        """
         if self._path != ":memory:":
             raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
@@ -113,6 +117,7 @@ class SQLiteStore(_SQLStore):
             for statement in _TABLES:  # all IF NOT EXISTS: cheap, and repairs a dropped table
                 raw.execute(statement)
             if version < SCHEMA_VERSION:
+                _migrate(raw)
                 raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             raw.execute("ROLLBACK")
@@ -126,6 +131,13 @@ class SQLiteStore(_SQLStore):
                 f"understands ({SCHEMA_VERSION}): upgrade anyjob to use it"
             )
             raise StoreError(msg)
+
+
+def _migrate(raw: sqlite3.Connection) -> None:
+    """Version 1 to 2: the change log's ``final`` column (SQLite has no ``ADD COLUMN IF NOT EXISTS``)."""
+    columns = {row[1] for row in raw.execute("PRAGMA table_info(anyjob_changes)")}
+    if "final" not in columns:
+        raw.execute(f"ALTER TABLE anyjob_changes ADD COLUMN {FINAL_COLUMN}")
 
 
 def _usable(raw: sqlite3.Connection) -> bool:
