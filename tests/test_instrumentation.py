@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -197,18 +198,23 @@ def test_structlog_hook_asks_structlogs_cached_logger_directly(monkeypatch: pyte
             cache_logger_on_first_use=cache,
         )
 
-    monkeypatch.setattr(structlog, "is_configured", lambda: True)  # so debug events are asked about too
-    monkeypatch.setattr(_hooks, "logger", proxy(cache=True))
-    hook = _hooks.StructlogHook()
-    answers = [hook.wants("anyjob.job_failed"), hook.wants("anyjob.job_started")]
-    assert answers == [True, False]
-    assert hook._assembled is not None  # structlog cached it on first use: asked directly from now on
-    assert [hook.wants("anyjob.job_failed"), hook.wants("anyjob.job_started")] == [True, False]
+    structlog.configure()  # so debug events are asked about too
+    try:
+        monkeypatch.setattr(_hooks, "logger", proxy(cache=True))
+        hook = _hooks.StructlogHook()
+        answers = [hook.wants("anyjob.job_failed"), hook.wants("anyjob.job_started")]
+        assert answers == [True, False]
+        assert "bind" in vars(_hooks.logger)  # structlog cached it on first use: it never changes now
+        assert [hook.wants("anyjob.job_failed"), hook.wants("anyjob.job_started")] == [True, False]
+        assert [_hooks.wanted("anyjob.job_failed"), _hooks.wanted("anyjob.job_started")] == [True, False]
 
-    monkeypatch.setattr(_hooks, "logger", proxy(cache=False))
-    uncached = _hooks.StructlogHook()
-    assert [uncached.wants("anyjob.retry_scheduled"), uncached.wants("anyjob.job_succeeded")] == [True, False]
-    assert uncached._assembled is None  # structlog may be reconfigured: ask through the proxy every time
+        monkeypatch.setattr(_hooks, "logger", proxy(cache=False))
+        uncached = _hooks.StructlogHook()
+        assert [uncached.wants(instrumentation.RETRY_SCHEDULED), uncached.wants(STARTED)] == [True, False]
+        assert "bind" not in vars(_hooks.logger)  # structlog may be reconfigured: asked through the proxy
+        assert [_hooks.wanted("anyjob.job_failed"), _hooks.wanted("anyjob.job_started")] == [True, False]
+    finally:
+        structlog.reset_defaults()
 
 
 def test_structlog_hook_logs_debug_events_only_once_structlog_is_configured() -> None:
@@ -224,3 +230,139 @@ def test_structlog_hook_logs_debug_events_only_once_structlog_is_configured() ->
         assert hook.wants("anyjob.job_started") is True
     finally:
         structlog.reset_defaults()
+
+
+# -- the answers of wanted() are worked out once, and never go stale -----------------------
+
+
+@pytest.fixture
+def fresh_structlog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """structlog unconfigured, and a default hook and logger that no earlier test cached."""
+    from anyjob.instrumentation import _hooks
+
+    structlog.reset_defaults()
+    monkeypatch.setattr(_hooks, "logger", structlog.get_logger("anyjob"))
+    instrumentation.set_hooks([instrumentation.StructlogHook()])
+    yield
+    structlog.reset_defaults()
+
+
+def _wanted(*names: str) -> list[bool]:
+    from anyjob.instrumentation import _hooks
+
+    return [_hooks.wanted(name) for name in names]
+
+
+STARTED, FAILED = instrumentation.JOB_STARTED, instrumentation.JOB_FAILED
+
+
+async def _logged_by_a_job_and_a_manager() -> list[tuple[str, str]]:
+    from anyjob import JobManager
+
+    with capture_logs() as logs:  # configures processors only: the level stays the application's
+        await Job(ok).run()
+        async with JobManager() as jobs:
+            await jobs.wait((await jobs.submit(bad)).id)
+    return [(log["event"], log["log_level"]) for log in logs]
+
+
+@pytest.mark.usefixtures("fresh_structlog")
+def test_wanted_is_decided_once_per_event_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anyjob.instrumentation import _hooks
+
+    assert _hooks._CONFIG is not None  # this structlog's configuration can be watched: answers are kept
+    asked: list[bool] = []
+    real = structlog.is_configured
+
+    def counting() -> bool:
+        asked.append(True)
+        return real()
+
+    monkeypatch.setattr(structlog, "is_configured", counting)
+    assert _wanted(STARTED, FAILED, STARTED, FAILED, STARTED) == [False, True, False, True, False]
+    assert len(asked) <= 2  # once for each name, not once for each question
+
+
+@pytest.mark.usefixtures("fresh_structlog")
+def test_wanted_follows_the_hooks_when_they_are_replaced() -> None:
+    from anyjob.instrumentation import _hooks
+
+    assert _wanted(STARTED, FAILED) == [False, True]  # the default hook, structlog unconfigured
+    instrumentation.set_hooks([lambda event: None])
+    assert _wanted(STARTED, FAILED) == [True, True]  # a hook without wants gets everything
+    instrumentation.set_hooks([])
+    assert _wanted(STARTED, FAILED) == [False, False]
+    instrumentation.set_hooks([instrumentation.StructlogHook()])
+    assert _wanted(STARTED, FAILED) == [False, True]
+
+    answers = iter([True, False, True])
+
+    class Changing:
+        def wants(self, name: str) -> bool:
+            return next(answers)
+
+        def __call__(self, event: instrumentation.HookEvent) -> None: ...
+
+    instrumentation.set_hooks([*instrumentation.get_hooks(), Changing()])
+    assert _wanted(STARTED, STARTED, STARTED) == [True, False, True]  # asked every time
+    _hooks.active = (instrumentation.StructlogHook(),)  # even a direct assignment is noticed
+    assert _wanted(STARTED, FAILED) == [False, True]
+
+
+@pytest.mark.usefixtures("fresh_structlog")
+async def test_default_hook_notices_structlog_configured_after_the_first_job() -> None:
+    await Job(ok).run()  # the answers for unconfigured structlog are worked out here
+    assert _wanted(STARTED) == [False]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    assert _wanted(STARTED) == [True]
+    assert await _logged_by_a_job_and_a_manager() == [
+        ("anyjob.job_started", "debug"),
+        ("anyjob.job_succeeded", "debug"),
+        ("anyjob.job_started", "debug"),
+        ("anyjob.job_failed", "warning"),
+    ]
+    structlog.reset_defaults()
+    assert _wanted(STARTED, FAILED) == [False, True]
+
+
+@pytest.mark.usefixtures("fresh_structlog")
+async def test_default_hook_follows_the_level_of_a_filtering_logger() -> None:
+    for level, expected in [
+        (logging.DEBUG, 4),
+        (logging.WARNING, 1),
+        (logging.ERROR, 0),
+        (logging.DEBUG, 4),  # back to a level seen before
+    ]:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
+        logged = await _logged_by_a_job_and_a_manager()
+        assert len(logged) == expected, (logging.getLevelName(level), logged)
+        assert _wanted(STARTED, FAILED) == [level <= logging.DEBUG, level <= logging.WARNING]
+
+
+@pytest.mark.usefixtures("fresh_structlog")
+async def test_default_hook_keeps_a_logger_structlog_cached() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    assert _wanted(STARTED) == [True]
+    structlog.configure(cache_logger_on_first_use=True)
+    assert _wanted(STARTED) == [True]  # asking assembled anyjob's logger, and structlog cached it
+    # As structlog does for a cached logger, the new level no longer applies to it.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    assert _wanted(STARTED, FAILED) == [True, True]
+    assert len(await _logged_by_a_job_and_a_manager()) == 4
+
+
+@pytest.mark.usefixtures("fresh_structlog")
+def test_default_hook_asks_a_standard_library_logger_every_time() -> None:
+    structlog.configure(
+        wrapper_class=structlog.stdlib.BoundLogger, logger_factory=structlog.stdlib.LoggerFactory()
+    )
+    stdlib = logging.getLogger("anyjob")
+    try:
+        stdlib.setLevel(logging.DEBUG)
+        assert _wanted(STARTED, FAILED) == [True, True]
+        stdlib.setLevel(logging.WARNING)  # structlog is not told: the level is asked every time
+        assert _wanted(STARTED, FAILED) == [False, True]
+        stdlib.setLevel(logging.CRITICAL)
+        assert _wanted(STARTED, FAILED) == [False, False]
+    finally:
+        stdlib.setLevel(logging.NOTSET)
