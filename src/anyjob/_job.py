@@ -1,39 +1,36 @@
-"""Job and Context: one run of one function through the state machine."""
+"""Job: one run of one function through the state machine.
+
+The :class:`~anyjob.Context` its function receives lives in :mod:`anyjob._context`, the
+error text helpers in :mod:`anyjob._error_text`; both are re-exported here for the
+modules that import them from this one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
-import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from threading import get_ident
 from time import perf_counter, time
-from typing import Any, Final, Generic, Protocol, TypeVar, final
+from typing import Any, Final, Generic, TypeVar, final
 
 import anyio
 import anyio.abc
-import anyio.from_thread
 import anyio.lowlevel
 import attrs
 import structlog
 
+from anyjob._context import Context, Reporter
+from anyjob._error_text import MAX_TRACEBACK_LENGTH, error_text, error_traceback
 from anyjob._exceptions import JobStateError
 from anyjob._functions import default_name, job_function
 from anyjob._ids import format_id, new_id_value
-from anyjob._limits import (
-    check_id,
-    check_labels,
-    check_message,
-    check_name,
-    check_progress,
-    describe_error,
-    printable_text,
-)
+from anyjob._limits import check_id, check_labels, check_name
 from anyjob._state import State
 from anyjob.instrumentation import _hooks
 
 __all__ = [
+    "MAX_TRACEBACK_LENGTH",
     "Context",
     "Job",
     "JobStats",
@@ -53,9 +50,6 @@ _SUCCEEDED: Final = State.SUCCEEDED
 _FAILED: Final = State.FAILED
 _CANCELED: Final = State.CANCELED
 _ZERO: Final = timedelta(0)
-#: The longest traceback text :func:`error_traceback` gives, in characters.
-MAX_TRACEBACK_LENGTH: Final = 64 * 1024
-_NO_CUT: Final = 2**62
 _NO_LABELS: Final = check_labels(None)
 #: What a run driven by a body is "in" instead of a scope (its attempts have their own).
 _NO_SCOPE: Final = contextlib.nullcontext()
@@ -101,36 +95,6 @@ def _to_datetime(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
-def error_text(error: BaseException) -> str:
-    """The message of *error* as storable text; it never raises.
-
-    ``str(error)``, or the type's name when that is empty; an ``__str__`` that raises
-    gives a text saying so. NUL characters and lone surrogates are escaped and the
-    text is cut to ``anyjob._limits.MAX_ERROR_LENGTH`` (4096) characters.
-    """
-    return describe_error(error)
-
-
-def error_traceback(error: BaseException) -> str:
-    """The formatted traceback of *error* (causes and contexts included) as storable text.
-
-    It never raises. NUL characters and lone surrogates are escaped; a traceback over
-    :data:`MAX_TRACEBACK_LENGTH` (64 KiB) characters keeps its beginning and its end
-    (where the error itself is) with a line saying how much was left out between.
-    """
-    try:
-        text = "".join(traceback.format_exception(error))
-    except Exception as failure:  # noqa: BLE001 - a user's exception may break formatting
-        text = f"{error_text(error)}\n(the traceback could not be formatted: {type(failure).__qualname__})\n"
-    text = printable_text(text, max_length=_NO_CUT)  # escape only: the cut below keeps both ends
-    if len(text) > MAX_TRACEBACK_LENGTH:
-        head = MAX_TRACEBACK_LENGTH // 4
-        tail = MAX_TRACEBACK_LENGTH - head - 100
-        left_out = len(text) - head - tail
-        text = f"{text[:head]}\n... ({left_out} characters left out) ...\n{text[-tail:]}"
-    return text
-
-
 @final
 @attrs.frozen
 class JobStats:
@@ -161,156 +125,6 @@ class JobStats:
     ended_at: datetime | None
     execution_time: timedelta
     error: str | None
-
-
-class Reporter(Protocol):
-    """What a :class:`Context` reports to: a :class:`Job`, or a job a JobManager runs itself."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def labels(self) -> Mapping[str, str]: ...
-
-    @property
-    def params(self) -> Any: ...
-
-    _base_logger: Any
-    #: The number of the run executing now, 0 when none is.
-    _live_run: int
-    _result: Any
-
-    def _report(self, progress: float, message: str | None) -> None:
-        """Take a validated progress report of the live run."""
-        ...
-
-
-@final
-@attrs.define(eq=False, init=False)
-class Context:
-    """What the job's function receives: its identity, params, a logger, and ways to report.
-
-    A context belongs to one run of one job. Reporting through it after that run
-    ended raises :class:`~anyjob.JobStateError`.
-
-    :meth:`set_progress` and :meth:`set_result` may also be called from a worker
-    thread started with ``anyio.to_thread.run_sync``: the report is handed to the
-    event loop thread (``anyio.from_thread.run_sync``) and the call returns once it
-    was taken there, so every report arrives, in order, where the job's listeners
-    run. From any other thread they raise ``RuntimeError``.
-    """
-
-    _job: Reporter
-    _run_no: int
-    _logger: Any
-    #: The event loop thread the run belongs to (reports from other threads go through it).
-    _thread: int
-
-    def __init__(self, job: Reporter, run_no: int) -> None:
-        self._job = job
-        self._run_no = run_no
-        self._logger = None
-        self._thread = get_ident()
-
-    @property
-    def id(self) -> str:
-        """The job's id."""
-        return self._job.id
-
-    @property
-    def name(self) -> str:
-        """The job's name."""
-        return self._job.name
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        """The job's labels (read-only)."""
-        return self._job.labels
-
-    @property
-    def params(self) -> Any:
-        """The params this run was started with."""
-        return self._job.params
-
-    @property
-    def logger(self) -> Any:
-        """A structlog logger bound with the job's id and name (``job_id``, ``job_name``)."""
-        if self._logger is None:
-            job = self._job
-            self._logger = job._base_logger.bind(job_id=job.id, job_name=job.name)
-        return self._logger
-
-    def _check_current(self) -> Reporter:
-        job = self._job
-        if job._live_run != self._run_no:
-            msg = f"cannot report on job {job.name!r} ({job.id}): the run this context belongs to has ended"
-            raise JobStateError(msg, job_id=job.id)
-        return job
-
-    def set_progress(self, value: float, message: str | None = None) -> None:
-        """Report progress.
-
-        Args:
-            value: A finite number in ``[0, 1]``.
-            message: A short text for people (``None`` keeps the previous message);
-                at most 4096 characters, without NUL characters or lone surrogates.
-
-        Raises:
-            TypeError: *value* is not a real number (``bool`` is refused) or *message*
-                is not a string.
-            ValueError: *value* is NaN, infinite, or outside ``[0, 1]``; *message* is
-                too long or not storable text.
-            JobStateError: The run this context belongs to has ended.
-            RuntimeError: Called from a thread that is neither the event loop's nor
-                an anyio worker thread.
-
-        A refused value changes nothing: the job carries on as before.
-        """
-        progress = check_progress(value)
-        if message is not None:
-            message = check_message(message)
-        if get_ident() == self._thread:
-            self._check_current()._report(progress, message)
-        else:
-            self._in_loop(self._report_now, progress, message)
-
-    def set_result(self, value: Any) -> None:
-        """Set the job's result now; it is visible as ``job.result`` while the job runs.
-
-        A non-``None`` return value of the function replaces it.
-
-        Raises:
-            JobStateError: The run this context belongs to has ended.
-            RuntimeError: Called from a thread that is neither the event loop's nor
-                an anyio worker thread.
-        """
-        if get_ident() == self._thread:
-            self._check_current()._result = value
-        else:
-            self._in_loop(self._set_result_now, value)
-
-    def _report_now(self, progress: float, message: str | None) -> None:
-        self._check_current()._report(progress, message)
-
-    def _set_result_now(self, value: Any) -> None:
-        self._check_current()._result = value
-
-    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
-        """Call *fn* in the event loop thread from a worker thread, and wait for it."""
-        try:
-            anyio.from_thread.run_sync(fn, *args)
-        except JobStateError:
-            raise
-        except RuntimeError as exc:  # not an anyio worker thread, or the loop has finished
-            job = self._job
-            msg = (
-                f"cannot report on job {job.name!r} ({job.id}) from this thread ({exc}); report from "
-                "the event loop, or from a worker thread started with anyio.to_thread.run_sync"
-            )
-            raise RuntimeError(msg) from None
 
 
 @final
