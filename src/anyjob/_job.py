@@ -423,7 +423,7 @@ class Job(Generic[R]):
         self._started = time()
         self._t0 = perf_counter()
         self._set_state(_RUNNING)
-        if _hooks.active:
+        if _hooks.active and _hooks.wanted(_hooks.JOB_STARTED):
             self._emit(_hooks.JOB_STARTED, None)
 
     async def _run(
@@ -568,11 +568,11 @@ class Job(Generic[R]):
                 name = _hooks.JOB_FAILED
             else:
                 name = _hooks.JOB_CANCELED
-            self._emit(name, error, self._elapsed)
+            if _hooks.wanted(name):  # not, e.g., for debug events structlog filters out
+                self._emit(name, error, self._elapsed)
 
     def _emit(self, name: str, error: BaseException | None, duration: float | None = None) -> None:
-        if not _hooks.wanted(name):
-            return  # e.g. the default hook with structlog filtering debug events out
+        """Build the event *name* and hand it to the hooks (the caller asked ``wanted``)."""
         _hooks.emit(
             _hooks.HookEvent(
                 name=name,
