@@ -212,7 +212,8 @@ def wanted(name: str) -> bool:
     decisions = _decisions
     config = _CONFIG
     # _Decisions.hold(), written out: the method call would cost as much as the rest of
-    # this question (~80 ns -> ~140 ns; the loop over the hooks it replaces took ~150 ns).
+    # this question (measured: ~80 ns, ~140 ns with the call; the loop over the hooks it
+    # replaces took ~150 ns, and 4 calls).
     if (
         decisions.hooks is active
         and decisions.logger is logger
@@ -236,11 +237,12 @@ def wanted(name: str) -> bool:
 # hook when they are added, not on every event).
 #
 # structlog keeps its whole configuration in one object, ``structlog._config._CONFIG``,
-# whose attributes configure() and reset_defaults() set (structlog 24.1 to 26.1);
-# get_config() is the public reader, but it builds a dict on every call (~170 ns, more
-# than the question it would guard). So structlog's state is read off that object: no
-# call, three identity tests. Where a structlog release keeps it elsewhere, _CONFIG is
-# None and nothing is kept (every question is asked, as it was before).
+# whose attributes configure() and reset_defaults() set (read in structlog 26.1, and
+# checked against get_config() at import); get_config() is the public reader, but it
+# builds a dict on every call (~170 ns, more than the question it would guard). So
+# structlog's state is read off that object: no call, three identity tests. Where a
+# structlog release keeps it elsewhere, _CONFIG is None and nothing is kept (every
+# question is asked, as it was before).
 
 
 def _find_structlog_config() -> Any:
