@@ -16,7 +16,7 @@ import anyio.lowlevel
 
 from anyjob._checkpoint import Checkpoint, checkpoint_function
 from anyjob._events import EventStream
-from anyjob._exceptions import JobError, JobNotFoundError, JobStateError, ManagerClosedError, StoreError
+from anyjob._exceptions import JobError, JobNotFoundError, JobStateError, ManagerClosedError
 from anyjob._ids import new_id
 from anyjob._limits import (
     check_created,
@@ -30,14 +30,22 @@ from anyjob._limits import (
 )
 from anyjob._manager._entry import Entry
 from anyjob._manager._follower import Follower
-from anyjob._manager._lifecycle import Phase, check_filter_name, check_states, interrupt_of
+from anyjob._manager._lifecycle import (
+    Phase,
+    check_concurrency,
+    check_filter_name,
+    check_states,
+    interrupt_of,
+    open_store,
+    retain,
+)
 from anyjob._manager._pool import WorkerPool
 from anyjob._manager._publisher import Publisher
 from anyjob._manager._queues import DelayedQueue, ReadyQueue
 from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import make_sink
 from anyjob._manager._specs import JobFunction, SpecRegistry
-from anyjob._manager._stats import ManagerStatistics
+from anyjob._manager._stats import ManagerStatistics, snapshot
 from anyjob._manager._waiters import Waiters
 from anyjob._records import JobInfo, JobRecord, JobRef, JobStatistics, check_json_safe, now_timestamp
 from anyjob._retry import Retry, as_retry
@@ -98,13 +106,7 @@ class JobManager:
         elif not isinstance(store, Store):
             msg = f"store must implement anyjob.stores.Store, not {type(store).__name__}"
             raise TypeError(msg)
-        if max_concurrency is not None:
-            if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-                msg = f"max_concurrency must be an int or None, not {type(max_concurrency).__name__}"
-                raise TypeError(msg)
-            if max_concurrency < 1:
-                msg = f"max_concurrency must be >= 1 (or None for no limit), got {max_concurrency}"
-                raise ValueError(msg)
+        check_concurrency(max_concurrency)
         self._store: Store = store
         self._retention = None if retention is None else to_seconds(retention, "retention")
         self._shutdown_timeout = to_seconds(shutdown_timeout, "shutdown_timeout", allow_inf=True)
@@ -142,22 +144,14 @@ class JobManager:
 
     def _statistics(self) -> ManagerStatistics:
         """A frozen snapshot of this manager's internals (for tests; not public API)."""
-        pool = self._pool
-        specs, local_specs = self._registry.remembered
-        return ManagerStatistics(
-            phase=self._phase.name.lower(),
-            live=len(self._recorder.entries),
-            ready=len(pool.ready),
-            delayed=len(self._delayed),
-            executing=pool.executing,
-            workers=pool.workers,
-            idle_workers=pool.idle,
-            worker_starts=pool.starts,
-            waiters=len(self._waiters),
-            streams=len(self._publisher.streams),
-            specs=specs,
-            local_specs=local_specs,
-            pending_writes=len(self._sink),
+        return snapshot(
+            phase=self._phase,
+            recorder=self._recorder,
+            pool=self._pool,
+            delayed=self._delayed,
+            waiters=self._waiters,
+            publisher=self._publisher,
+            registry=self._registry,
         )
 
     # -- lifecycle ----------------------------------------------------------------
@@ -174,15 +168,7 @@ class JobManager:
         if self._phase is not Phase.NEW:
             msg = "a JobManager can be entered only once"
             raise JobError(msg)
-        store = self._store
-        try:
-            await store.open()
-            feed = store.subscribe(self._origin)
-        except (StoreError, anyio.get_cancelled_exc_class()):
-            raise
-        except Exception as exc:
-            msg = f"could not open the store {store!r}: {exc}"
-            raise StoreError(msg) from exc
+        feed = await open_store(self._store, self._origin)  # StoreError: nothing to unwind yet
         context = contextvars.copy_context()
         self._checkpoint = self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
         tg = anyio.create_task_group()
@@ -194,7 +180,7 @@ class JobManager:
         tg.start_soon(self._delayed.run, self._pool.push)
         tg.start_soon(self._follower.run, feed)
         if self._retention is not None:
-            tg.start_soon(self._retain, self._retention)
+            tg.start_soon(retain, self._sink, self._store, self._retention)
         return self
 
     async def __aexit__(
@@ -206,20 +192,12 @@ class JobManager:
         tg = self._tg
         assert tg is not None  # noqa: S101 - set by __aenter__
         self._phase = Phase.CLOSING
-        recorder = self._recorder
+        since = anyio.current_time()
         try:
             if exc is None or isinstance(exc, Exception):
-                with anyio.move_on_after(self._shutdown_timeout):
-                    while self._pool.busy:  # delayed jobs not yet due do not count
-                        await recorder.drained.wait()
+                await self._pool.drain(self._shutdown_timeout)  # delayed jobs not yet due do not count
             with anyio.CancelScope(shield=True):
-                for entry in list(recorder.entries.values()):
-                    recorder.cancel(entry)
-                with anyio.move_on_after(self._shutdown_timeout):
-                    await self._all_done()
-                if recorder.entries:  # jobs ignoring their cancellation: waited for, never silently
-                    recorder.overdue(2 * self._shutdown_timeout)
-                    await self._all_done()
+                await self._recorder.cancel_all(self._shutdown_timeout, since)
         finally:
             self._phase = Phase.CLOSED
             self._pool.close()
@@ -239,17 +217,6 @@ class JobManager:
                 self._publisher.end_all()
                 self._waiters.wake_all()
         return None
-
-    async def _all_done(self) -> None:
-        while self._recorder.entries:
-            await self._recorder.drained.wait()
-
-    async def _retain(self, retention: float) -> None:
-        interval = min(max(retention / 2, 0.01), 1.0)
-        while True:
-            await anyio.sleep(interval)
-            await self._sink.settle()
-            await self._store.delete_finished(time.time() - retention)
 
     async def _abandon(self, entry: Entry, action: str) -> NoReturn:
         """The manager closed while the store took *entry*: record it canceled, then refuse."""
@@ -405,20 +372,8 @@ class JobManager:
         check_id(id)
         seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
         self._refuse("wait for a job", queries=True)
-        waiters = self._waiters
-        waiter = waiters.join(id)  # before reading: a job that ends meanwhile still wakes us
-        try:
-            info = await self._sink.get(id)
-            if info is None or info.state.is_done or self._phase is Phase.CLOSED:
-                return info
-            with anyio.move_on_after(seconds):
-                await waiter.wait()
-        finally:
-            waiters.leave(id, waiter)
-        latest = await self._sink.get(id)
-        if latest is not None:
-            return latest
-        return waiter.final or info  # deleted meanwhile: the info it ended with
+        closed = self._phase is Phase.CLOSED
+        return await self._waiters.wait_for(id, self._sink.get, seconds, closed=closed)
 
     async def list(
         self,
@@ -526,13 +481,7 @@ class JobManager:
                 f"cannot retry job {record.name!r} ({id}): it is {record.state.value}, not failed or canceled"
             )
             raise JobStateError(msg, job_id=id)
-        spec = self._registry.for_retry(record.function)
-        if spec is None:
-            msg = (
-                f"cannot retry job {record.name!r} ({id}): its function {record.function!r} is not known "
-                "to this manager; register it with jobs.register(fn, name)"
-            )
-            raise JobError(msg, job_id=id)
+        spec = self._registry.for_retry(record)
         fields = self._recorder.requeue_fields(self._origin)
         if not await self._sink.requeue(id, fields, _RETRYABLE):
             msg = f"cannot retry job {record.name!r} ({id}): it changed meanwhile"

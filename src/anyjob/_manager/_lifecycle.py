@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterable
 
 import anyio
 
+from anyjob._exceptions import StoreError
 from anyjob._limits import check_name
+from anyjob._manager._sink import Sink
 from anyjob._state import State
+from anyjob.stores._base import Store, StoreFeed
 
-__all__ = ["Phase", "check_filter_name", "check_states", "interrupt_of"]
+__all__ = [
+    "Phase",
+    "check_concurrency",
+    "check_filter_name",
+    "check_states",
+    "interrupt_of",
+    "open_store",
+    "retain",
+]
 
 
 class Phase(enum.Enum):
@@ -56,3 +68,36 @@ def interrupt_of(group: BaseExceptionGroup[BaseException]) -> BaseException | No
     if leaves and all(isinstance(exc, KeyboardInterrupt | SystemExit) for exc in leaves):
         return leaves[-1]
     return None
+
+
+async def retain(sink: Sink, store: Store, retention: float) -> None:
+    """Forever: delete the jobs that ended more than *retention* seconds ago."""
+    interval = min(max(retention / 2, 0.01), 1.0)
+    while True:
+        await anyio.sleep(interval)
+        await sink.settle()
+        await store.delete_finished(time.time() - retention)
+
+
+def check_concurrency(value: object) -> None:
+    """``max_concurrency``: None, or an int >= 1."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"max_concurrency must be an int or None, not {type(value).__name__}"
+        raise TypeError(msg)
+    if value < 1:
+        msg = f"max_concurrency must be >= 1 (or None for no limit), got {value}"
+        raise ValueError(msg)
+
+
+async def open_store(store: Store, origin: str) -> StoreFeed:
+    """Open *store* and subscribe *origin* to it; any failure is a :class:`StoreError` (cause chained)."""
+    try:
+        await store.open()
+        return store.subscribe(origin)
+    except (StoreError, anyio.get_cancelled_exc_class()):
+        raise
+    except Exception as exc:
+        msg = f"could not open the store {store!r}: {exc}"
+        raise StoreError(msg) from exc

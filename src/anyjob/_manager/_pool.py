@@ -126,9 +126,15 @@ class WorkerPool:
         self._wakeup.fire()
 
     @property
-    def busy(self) -> bool:
-        """Jobs are running or ready to run."""
-        return self.ready.size > 0 or self.executing > 0
+    def pending_writes(self) -> int:
+        """Jobs whose changes are not yet in the store."""
+        return len(self._sink)
+
+    async def drain(self, timeout: float) -> None:
+        """Until no job is running or ready to run, for at most *timeout* seconds."""
+        with anyio.move_on_after(timeout):
+            while self.ready.size or self.executing:
+                await self._recorder.drained.wait()
 
     def push(self, entry: Entry) -> None:
         """Queue *entry* to start as soon as a worker is free."""

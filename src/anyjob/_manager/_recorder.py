@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final, final
 
+import anyio
 import attrs
 
 from anyjob._job import Context, Job, error_text
@@ -323,10 +324,24 @@ class Recorder:
             )
         )
 
-    def overdue(self, seconds: float) -> None:
-        """Warn, through the hooks, of every job still executing while the manager closes."""
-        if not _hooks.active:
-            return
+    async def cancel_all(self, timeout: float, since: float) -> None:
+        """Cancel every live job and wait until each has ended (the manager is closing).
+
+        A job ignoring its cancellation is waited for (structured concurrency leaves no
+        other way), never silently: past *timeout* more, a ``shutdown_overdue`` warning
+        names it through the hooks (its duration: seconds since *since*, when the manager
+        began closing, on the loop clock).
+        """
         for entry in list(self.entries.values()):
-            if entry.record.state.is_executing:
-                self._emit(entry, _hooks.SHUTDOWN_OVERDUE, None, seconds)
+            self.cancel(entry)
+        with anyio.move_on_after(timeout):
+            await self._all_done()
+        if self.entries:
+            if _hooks.active:
+                for entry in list(self.entries.values()):
+                    self._emit(entry, _hooks.SHUTDOWN_OVERDUE, None, anyio.current_time() - since)
+            await self._all_done()
+
+    async def _all_done(self) -> None:
+        while self.entries:
+            await self.drained.wait()

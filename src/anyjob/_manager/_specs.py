@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, final
 
+from anyjob._exceptions import JobError
 from anyjob._functions import default_name, job_function, policy_parts
 from anyjob._job import Context
 from anyjob._limits import check_labels, check_name
+from anyjob._records import JobRecord
 from anyjob._retry import Retry
 
 __all__ = ["JobFunction", "Spec", "SpecRegistry"]
@@ -182,9 +184,20 @@ class SpecRegistry:
             if len(by_call) > MAX_LOCAL_SPECS:
                 del by_call[next(iter(by_call))]
 
-    def for_retry(self, key: str) -> Spec | None:
-        """The spec a stored job names, or ``None`` when this manager does not know it."""
-        return self._registered.get(key) or self._local.get(key)
+    def for_retry(self, record: JobRecord) -> Spec:
+        """The spec a stored job names.
+
+        Raises:
+            JobError: This manager does not know it (not registered here, or forgotten).
+        """
+        spec = self._registered.get(record.function) or self._local.get(record.function)
+        if spec is None:
+            msg = (
+                f"cannot retry job {record.name!r} ({record.id}): its function {record.function!r} is not "
+                "known to this manager; register it with jobs.register(fn, name)"
+            )
+            raise JobError(msg, job_id=record.id)
+        return spec
 
     def labels(self, labels: Mapping[str, str]) -> Mapping[str, str]:
         """Validated, read-only labels; jobs with equal labels share one mapping (memory)."""

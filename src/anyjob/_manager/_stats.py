@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import attrs
 
-__all__ = ["ManagerStatistics"]
+if TYPE_CHECKING:
+    import enum
+
+    from anyjob._manager._pool import WorkerPool
+    from anyjob._manager._publisher import Publisher
+    from anyjob._manager._queues import DelayedQueue
+    from anyjob._manager._recorder import Recorder
+    from anyjob._manager._specs import SpecRegistry
+    from anyjob._manager._waiters import Waiters
+
+__all__ = ["ManagerStatistics", "snapshot"]
 
 
 @final
@@ -43,3 +53,32 @@ class ManagerStatistics:
     specs: int
     local_specs: int
     pending_writes: int
+
+
+def snapshot(
+    *,
+    phase: enum.Enum,
+    recorder: Recorder,
+    pool: WorkerPool,
+    delayed: DelayedQueue,
+    waiters: Waiters,
+    publisher: Publisher,
+    registry: SpecRegistry,
+) -> ManagerStatistics:
+    """What the parts of one manager hold right now."""
+    specs, local_specs = registry.remembered
+    return ManagerStatistics(
+        phase=phase.name.lower(),
+        live=len(recorder.entries),
+        ready=len(pool.ready),
+        delayed=len(delayed),
+        executing=pool.executing,
+        workers=pool.workers,
+        idle_workers=pool.idle,
+        worker_starts=pool.starts,
+        waiters=len(waiters),
+        streams=len(publisher.streams),
+        specs=specs,
+        local_specs=local_specs,
+        pending_writes=pool.pending_writes,
+    )

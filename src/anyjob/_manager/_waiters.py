@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import final
 
 import anyio
@@ -72,6 +73,29 @@ class Waiters:
         waiter.users -= 1
         if not waiter.users and self.by_id.get(job_id) is waiter:
             del self.by_id[job_id]
+
+    async def wait_for(
+        self,
+        job_id: str,
+        read: Callable[[str], Awaitable[JobInfo | None]],
+        seconds: float,
+        *,
+        closed: bool,
+    ) -> JobInfo | None:
+        """``JobManager.wait``: until *job_id* is done (or *seconds* pass), reading it with *read*."""
+        waiter = self.join(job_id)  # before reading: a job that ends meanwhile still wakes us
+        try:
+            info = await read(job_id)
+            if info is None or info.state.is_done or closed:
+                return info
+            with anyio.move_on_after(seconds):
+                await waiter.wait()
+        finally:
+            self.leave(job_id, waiter)
+        latest = await read(job_id)
+        if latest is not None:
+            return latest
+        return waiter.final or info  # deleted meanwhile: the info it ended with
 
     def wake(self, job_id: str, final: JobInfo | None) -> None:
         """The job ended (*final* is its info, if known): wake every call waiting for it."""
