@@ -373,7 +373,10 @@ class JobManager:
         seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
         self._refuse("wait for a job", queries=True)
         closed = self._phase is Phase.CLOSED
-        return await self._waiters.wait_for(id, self._sink.get, seconds, closed=closed)
+        sink = self._sink
+        return await self._waiters.wait_for(
+            id, sink.get, seconds, closed=closed, read_is_last_await=sink.reads_now
+        )
 
     async def list(
         self,

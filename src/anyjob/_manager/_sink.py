@@ -47,6 +47,8 @@ class Sink(Protocol):
 
     #: Whether a worker must :meth:`claim` a job before starting it.
     claims: bool
+    #: Whether :meth:`get` reads right after its checkpoint, with no other await.
+    reads_now: bool
 
     def __len__(self) -> int:
         """How many jobs have changes not yet in the store."""
@@ -100,6 +102,7 @@ class MemorySink:
     __slots__ = ("_origin", "_store", "checkpoint")
 
     claims = False
+    reads_now = True
 
     def __init__(self, store: MemoryStore, origin: str) -> None:
         self._store = store
@@ -165,6 +168,7 @@ class BatchSink:
     __slots__ = ("_dirty", "_lock", "_origin", "_refused", "_store", "_wakeup", "checkpoint")
 
     claims = True
+    reads_now = False
 
     def __init__(self, store: Store, origin: str, refused: Callable[[Entry], None]) -> None:
         self._store = store

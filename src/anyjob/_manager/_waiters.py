@@ -81,21 +81,34 @@ class Waiters:
         seconds: float,
         *,
         closed: bool,
+        read_is_last_await: bool,
     ) -> JobInfo | None:
-        """``JobManager.wait``: until *job_id* is done (or *seconds* pass), reading it with *read*."""
-        waiter = self.join(job_id)  # before reading: a job that ends meanwhile still wakes us
+        """``JobManager.wait``: until *job_id* is done (or *seconds* pass), reading it with *read*.
+
+        With *read_is_last_await* (the read's only await is a checkpoint before it reads),
+        nothing can end the job between the read and joining the waiters, so a job found
+        done costs no waiter; otherwise the waiter is joined first, so that a job ending
+        while the store answers still wakes this call.
+        """
+        waiter: Waiter | None = None
+        if not read_is_last_await:
+            waiter = self.join(job_id)
         try:
             info = await read(job_id)
             if info is None or info.state.is_done or closed:
                 return info
+            if waiter is None:
+                waiter = self.join(job_id)
             with anyio.move_on_after(seconds):
                 await waiter.wait()
         finally:
-            self.leave(job_id, waiter)
+            if waiter is not None:
+                self.leave(job_id, waiter)
         latest = await read(job_id)
         if latest is not None:
             return latest
-        return waiter.final or info  # deleted meanwhile: the info it ended with
+        final = None if waiter is None else waiter.final
+        return final or info  # deleted meanwhile: the info it ended with
 
     def wake(self, job_id: str, final: JobInfo | None) -> None:
         """The job ended (*final* is its info, if known): wake every call waiting for it."""
