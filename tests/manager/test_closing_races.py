@@ -55,3 +55,41 @@ async def test_a_submit_the_store_takes_after_closing_is_recorded_canceled_and_r
     assert info is not None
     assert info.state is State.CANCELED  # not a CREATED record nobody will ever run
     assert jobs._statistics().live == 0
+
+
+_SCRIPT = """
+import sys, anyio
+from anyjob import JobManager
+from anyjob.stores import SQLiteStore
+
+async def interrupt(ctx):
+    raise KeyboardInterrupt
+
+async def main():
+    async with JobManager(SQLiteStore(sys.argv[1])) as jobs:
+        await jobs.submit(interrupt)
+        await anyio.sleep_forever()
+
+try:
+    anyio.run(main, backend=sys.argv[2])
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_script_interrupted_by_a_job_exits_with_keyboard_interrupt(backend: str, tmp_path: Any) -> None:
+    """Ctrl-C from a job over a store that uses worker threads: the script sees a
+    KeyboardInterrupt and the process exits (no worker thread is left waiting)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path / "jobs.db"), backend],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.strip().splitlines()[-1:] == ["KeyboardInterrupt"], done.stderr
+    assert done.returncode == 0

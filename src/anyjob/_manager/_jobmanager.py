@@ -18,6 +18,7 @@ from anyjob._checkpoint import Checkpoint, checkpoint_function
 from anyjob._events import EventStream
 from anyjob._exceptions import JobError, JobNotFoundError, JobStateError, ManagerClosedError
 from anyjob._ids import new_id
+from anyjob._job import _current_async_library
 from anyjob._limits import (
     check_created,
     check_id,
@@ -122,6 +123,7 @@ class JobManager:
         self._delayed = DelayedQueue()
         self._follower = Follower(self._recorder, self._publisher, self._waiters)
         self._checkpoint: Checkpoint = anyio.lowlevel.checkpoint  # the backend's, once entered
+        self._backend = ""  # the async library it runs on, once entered
 
     def __repr__(self) -> str:
         phase = self._phase.name.lower()
@@ -171,6 +173,7 @@ class JobManager:
         feed = await open_store(self._store, self._origin)  # StoreError: nothing to unwind yet
         context = contextvars.copy_context()
         self._checkpoint = self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
+        self._backend = _current_async_library()
         tg = anyio.create_task_group()
         await tg.__aenter__()  # nothing fails from here on: the group is always left in __aexit__
         self._tg = tg
@@ -207,7 +210,7 @@ class JobManager:
                 # wrapped in the internal task group's exception group.
                 await tg.__aexit__(None, None, None)
             except BaseExceptionGroup as group:
-                interrupt = interrupt_of(group)
+                interrupt = interrupt_of(group, self._backend)
                 if interrupt is None:
                     raise
                 raise interrupt from None  # Ctrl-C reaches the script as KeyboardInterrupt

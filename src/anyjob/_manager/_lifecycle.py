@@ -54,8 +54,17 @@ def check_filter_name(name: str | None) -> str | None:
     return None if name is None else check_name(name, "name")
 
 
-def interrupt_of(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The KeyboardInterrupt or SystemExit a worker re-raised, if that is all *group* holds."""
+def interrupt_of(group: BaseExceptionGroup[BaseException], backend: str) -> BaseException | None:
+    """The KeyboardInterrupt or SystemExit a worker re-raised, if that is all *group* holds.
+
+    On trio the task group gathers it into *group*: the script should see it as it is.
+    On asyncio it left the event loop the moment the worker raised it, and ``asyncio.run``
+    raises it to the script itself once it has cleaned up; raising it again from the
+    manager's exit, inside that clean-up, would cut the clean-up short (anyio's worker
+    threads would never be told to stop and the process would not exit): ``None`` there.
+    """
+    if backend == "asyncio":
+        return None
     cancelled = anyio.get_cancelled_exc_class()
     leaves: list[BaseException] = []
     pending: list[BaseException] = [group]
