@@ -145,7 +145,7 @@ class Recorder:
         self._sink.started(entry)
         if self._publisher.streams:
             self._publisher.record(record, progress=False)
-        if _hooks.active:
+        if _hooks.active and _hooks.wanted(_hooks.JOB_STARTED):
             self._emit(entry, _hooks.JOB_STARTED, None, None)
         return Context(entry, 1)
 
@@ -285,7 +285,7 @@ class Recorder:
             record.ended = _now()
         entry.flushed_state = record.state  # nothing to write: it is the store's state
         self.retire(entry, None, emit=False, write=False)
-        if _hooks.active:
+        if _hooks.active and _hooks.wanted(_hooks.CANCELED_ELSEWHERE):
             self._emit(entry, _hooks.CANCELED_ELSEWHERE, None, None)
 
     # -- leaving --------------------------------------------------------------------------
@@ -302,15 +302,16 @@ class Recorder:
             self._waiters.wake(record.id, _detached_info(record))
         self.drained.fire()
         if emit and _hooks.active:
-            started = record.started
-            ended = record.ended
-            duration = None if started is None or ended is None else max(ended - started, 0.0)
-            self._emit(entry, _END_EVENTS[record.state], error, duration)
+            name = _END_EVENTS[record.state]
+            if _hooks.wanted(name):  # e.g. not a debug event while structlog is unconfigured
+                started = record.started
+                ended = record.ended
+                duration = None if started is None or ended is None else max(ended - started, 0.0)
+                self._emit(entry, name, error, duration)
 
     @staticmethod
     def _emit(entry: Entry, name: str, error: BaseException | None, duration: float | None) -> None:
-        if not _hooks.wanted(name):
-            return  # e.g. the default hook with structlog filtering debug events out
+        """Hand a *name* event to the hooks (the caller asked ``_hooks.wanted(name)``)."""
         record = entry.record
         _hooks.emit(
             _hooks.HookEvent(
@@ -337,7 +338,7 @@ class Recorder:
         with anyio.move_on_after(timeout):
             await self._all_done()
         if self.entries:
-            if _hooks.active:
+            if _hooks.active and _hooks.wanted(_hooks.SHUTDOWN_OVERDUE):
                 for entry in list(self.entries.values()):
                     self._emit(entry, _hooks.SHUTDOWN_OVERDUE, None, anyio.current_time() - since)
             await self._all_done()
