@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from typing import Final, final
 
 from anyjob._exceptions import StoreError
@@ -108,7 +109,7 @@ class SQLiteStore(SQLStore):
         An older layout is brought up to date in place, in the same transaction.
         """
         if self._path != ":memory:":
-            raw.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(raw)
         raw.execute("PRAGMA synchronous=NORMAL")
         raw.execute("BEGIN IMMEDIATE")  # one creator at a time; the others wait, then find the tables
         try:
@@ -123,6 +124,26 @@ class SQLiteStore(SQLStore):
             raw.execute("ROLLBACK")
             raise
         raw.execute("COMMIT")
+
+    def _use_wal(self, raw: sqlite3.Connection) -> None:
+        """``PRAGMA journal_mode=WAL``, waiting up to ``connect_timeout`` for other openers.
+
+        Switching a file to WAL needs it to itself, and SQLite answers "database is locked"
+        at once, without its busy handler, while another process opening the same new file
+        holds it (seen with four processes opening one file made by anyjob 1 at once).
+        """
+        deadline = time.monotonic() + self.connect_timeout
+        pause = 0.005
+        while True:
+            try:
+                raw.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)  # in the store's worker thread, never on the event loop
+                pause = min(pause * 2, 0.1)
+            else:
+                return
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
