@@ -1,8 +1,8 @@
 """Adversarial tests of the JobManager, through its public API (as a demanding anyio user would).
 
 Tests named ``test_bug_*`` show a defect: they fail until it is fixed (nothing is marked xfail).
-The others document tricky cases that work. Two managers sharing a store use stores from
-``tests.manager.support`` helpers below: :class:`DeafStore` lets a test decide when a manager
+The cases that work are in test_adversarial_cases.py and test_adversarial_cancellation.py.
+Two stores defined here make races deterministic: :class:`DeafStore` lets a test decide when a manager
 hears of the other managers' changes (a slow change feed, as an SQL store polling every second
 has), :class:`SlowReplyStore` writes and then waits for its answer (an async driver whose
 reply arrives after the write is committed).
