@@ -20,6 +20,7 @@ class Follower:
     =====================  ===============================  =====================================
     the job here           the change                       what happens here
     =====================  ===============================  =====================================
+    live, waiting          owned by another manager         dropped: retried there, it runs there
     live, waiting          canceled (cancel requested)      retired as canceled elsewhere
     live, executing        cancel requested                 canceled (it is stopped)
     live                   anything else                    nothing: this manager writes it
@@ -53,6 +54,9 @@ class Follower:
         entry = recorder.entries.get(change.job_id)
         info = change.info
         if entry is not None:
+            if change.owner != recorder.origin and change.owner and entry.record.state is State.CREATED:
+                recorder.taken_elsewhere(entry)  # canceled and retried by another manager
+                return
             if not change.cancel_requested:
                 return
             waiting = entry.record.state is State.CREATED or entry.record.state is State.CANCELED

@@ -118,9 +118,16 @@ class JobManager:
         self._publisher = Publisher()
         self._waiters = Waiters()
         self._sink = make_sink(store, self._origin, self._refused)
-        self._recorder = Recorder(self._sink, self._publisher, self._waiters, Signal())
-        self._pool = WorkerPool(ReadyQueue(), self._recorder, self._sink, max_concurrency)
         self._delayed = DelayedQueue()
+        self._recorder = Recorder(
+            self._origin,
+            self._sink,
+            publisher=self._publisher,
+            waiters=self._waiters,
+            delayed=self._delayed,
+            drained=Signal(),
+        )
+        self._pool = WorkerPool(ReadyQueue(), self._recorder, self._sink, max_concurrency)
         self._follower = Follower(self._recorder, self._publisher, self._waiters)
         self._checkpoint: Checkpoint = anyio.lowlevel.checkpoint  # the backend's, once entered
         self._backend = ""  # the async library it runs on, once entered
@@ -453,13 +460,17 @@ class JobManager:
         self._refuse("cancel a job")
         await self._sink.settle()
         entry = self._recorder.entries.get(id)
-        if entry is not None:
-            return self._recorder.cancel(entry)
+        if entry is not None and not self._sink.claims:
+            return self._recorder.cancel(entry)  # the record is the store's own: it tells
+        # The store decides (another manager may have canceled it, even one of ours).
         before = await self._store.request_cancel(id, origin=self._origin)
         if before is None:
             msg = f"no job with id {id!r}"
             raise JobNotFoundError(msg, job_id=id)
-        if before is _CREATED:
+        entry = self._recorder.entries.get(id)
+        if entry is not None:
+            self._recorder.cancel_stored(entry, before)
+        elif before is _CREATED:
             self._waiters.wake(id, None)  # it is CANCELED in the store now
         return before is _CREATED or before is _RUNNING
 

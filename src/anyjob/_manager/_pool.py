@@ -166,9 +166,13 @@ class WorkerPool:
             record = entry.record
             if entry.job is not None or entries.get(record.id) is not entry:
                 continue  # canceled while it waited (and forgotten), or started already
-            if record.state is not _CREATED:
-                # Another manager sharing the MemoryStore canceled it while it waited.
-                self._recorder.canceled_elsewhere(entry)
+            if record.state is not _CREATED or record.owner != self._recorder.origin:
+                # Another manager sharing the MemoryStore canceled it while it waited
+                # (and maybe retried it: then it is that one's to run).
+                if record.owner != self._recorder.origin:
+                    self._recorder.taken_elsewhere(entry)
+                else:
+                    self._recorder.canceled_elsewhere(entry)
                 continue
             return entry
         return None
@@ -269,8 +273,10 @@ class WorkerPool:
         """Call the function of *entry* right in this worker: no task, no Job, no scope of its own."""
         recorder = self._recorder
         spec = entry.spec
-        ctx = recorder.start(entry, worker)
         try:
+            # Inside: a hook may raise a BaseException (Ctrl-C) at job_started, after the
+            # record became RUNNING; the job is then recorded done like any other.
+            ctx = recorder.start(entry, worker)
             if spec.isolate:
                 context = self._context.copy()
                 value = await _in_context(context, context.run(spec.fn, ctx))

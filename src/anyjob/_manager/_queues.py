@@ -69,19 +69,33 @@ class ReadyQueue:
 class DelayedQueue:
     """Jobs waiting for their ``delay``/``at``, ordered by the loop-clock time they are due.
 
-    An entry taken out early (canceled) keeps its place in the heap: ``entry.due`` is
-    set back to ``None`` and :meth:`run` skips it when its time comes.
+    An entry taken out early (:meth:`discard`, when it is canceled) has ``entry.due`` set
+    back to ``None`` and stays in the heap until :meth:`run` pops it or the heap is rebuilt
+    without such entries, which happens once they are half of it (amortized O(1) a
+    discard; a canceled job is never kept until its due time).
+    Invariant: ``_stale`` entries of ``_heap`` have ``due is None``.
     """
 
-    __slots__ = ("_heap", "_seq", "_wakeup")
+    __slots__ = ("_heap", "_seq", "_stale", "_wakeup")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Entry]] = []
         self._seq = 0
+        self._stale = 0
         self._wakeup = Signal()
 
     def __len__(self) -> int:
-        return sum(1 for _, _, entry in self._heap if entry.due is not None)
+        return len(self._heap) - self._stale
+
+    def discard(self, entry: Entry) -> None:
+        """Take *entry* (in the queue: ``entry.due`` is set) out; it will not be released."""
+        entry.due = None
+        self._stale += 1
+        if self._stale * 2 >= len(self._heap):
+            self._heap = [item for item in self._heap if item[2].due is not None]
+            heapq.heapify(self._heap)
+            self._stale = 0
+            self._wakeup.fire()  # run() holds the old heap: it takes the new one
 
     def push(self, entry: Entry, due: float) -> None:
         """Start *entry* at *due* (``anyio.current_time()`` seconds)."""
@@ -92,14 +106,16 @@ class DelayedQueue:
 
     async def run(self, release: Callable[[Entry], None]) -> None:
         """Forever: hand each entry that is still waiting to *release* when it is due."""
-        heap = self._heap
         while True:
+            heap = self._heap
             now = anyio.current_time()
             while heap and heap[0][0] <= now:
                 entry = heapq.heappop(heap)[2]
                 if entry.due is not None:
                     entry.due = None
                     release(entry)
+                else:
+                    self._stale -= 1
             if heap:
                 with anyio.move_on_after(heap[0][0] - now):
                     await self._wakeup.wait()

@@ -10,6 +10,7 @@ import attrs
 from anyjob._job import Context, Job, error_text
 from anyjob._manager._entry import Entry, Worker
 from anyjob._manager._publisher import Publisher
+from anyjob._manager._queues import DelayedQueue
 from anyjob._manager._sink import Sink
 from anyjob._manager._specs import Spec
 from anyjob._manager._waiters import Waiters
@@ -77,13 +78,25 @@ class Recorder:
     Invariant: ``entries[id].record.state`` is CREATED, RUNNING or CANCELING.
     """
 
-    __slots__ = ("_publisher", "_sink", "_waiters", "drained", "entries")
+    __slots__ = ("_delayed", "_publisher", "_sink", "_waiters", "drained", "entries", "origin")
 
-    def __init__(self, sink: Sink, publisher: Publisher, waiters: Waiters, drained: Signal) -> None:
+    def __init__(
+        self,
+        origin: str,
+        sink: Sink,
+        *,
+        publisher: Publisher,
+        waiters: Waiters,
+        delayed: DelayedQueue,
+        drained: Signal,
+    ) -> None:
         self.entries: dict[str, Entry] = {}
+        #: The manager's id: the ``owner`` of the records it runs.
+        self.origin = origin
         self._sink = sink
         self._publisher = publisher
         self._waiters = waiters
+        self._delayed = delayed
         #: Fired whenever a live job leaves (and by the pool when a worker finds no work).
         self.drained = drained
 
@@ -249,18 +262,40 @@ class Recorder:
     # -- canceling --------------------------------------------------------------------
 
     def cancel(self, entry: Entry) -> bool:
-        """Cancel a live job; False when it is already canceling."""
+        """Cancel a live job; False when it is already canceling (asked here or in the store)."""
         record = entry.record
         if record.state is _CREATED:
             self.cancel_waiting(entry)
             return True
         if record.state is not _RUNNING:
             return False
+        asked = record.cancel_requested  # by another manager, in the store we share the record of
         entry.cancel_requested = True
         entry.stop()
         if record.state is _RUNNING:  # stopping an Executor's job may have said so already
             self._canceling(entry)
-        return True
+        return not asked
+
+    def cancel_stored(self, entry: Entry, before: State) -> None:
+        """The store took a cancel of *entry*'s job; it was *before* (the store's state) then.
+
+        CREATED: the store has it CANCELED now. RUNNING: the request is stored, this
+        manager stops it. Anything else: another manager canceled it first, this one
+        follows (a waiting job leaves, a running one is stopped).
+        """
+        record = entry.record
+        if record.state is _CREATED:
+            if before is _CREATED:
+                entry.flushed_state = _CANCELED  # the store's state: nothing to write
+                _become(record, _CANCELED)
+                record.ended = _now()
+                record.cancel_requested = True
+                self.retire(entry, None, emit=False, write=False)
+            else:
+                self.canceled_elsewhere(entry)
+            return
+        record.cancel_requested = True  # a copy: mirror the store
+        self.cancel(entry)
 
     def _canceling(self, entry: Entry) -> None:
         _become(entry.record, _CANCELING)
@@ -288,12 +323,27 @@ class Recorder:
         if _hooks.active and _hooks.wanted(_hooks.CANCELED_ELSEWHERE):
             self._emit(entry, _hooks.CANCELED_ELSEWHERE, None, None)
 
+    def taken_elsewhere(self, entry: Entry) -> None:
+        """Another manager canceled this waiting job and retried it: the job is that one's now.
+
+        The record (the store's own, shared) is left as it is: nothing is written,
+        published or woken here, since the job is not done (the feed tells the rest).
+        """
+        if self.entries.get(entry.record.id) is not entry:
+            return
+        del self.entries[entry.record.id]
+        if entry.due is not None:
+            self._delayed.discard(entry)
+        self.drained.fire()
+
     # -- leaving --------------------------------------------------------------------------
 
     def retire(self, entry: Entry, error: BaseException | None, *, emit: bool, write: bool = True) -> None:
         """The job is done here: the only place a live job leaves the manager."""
         record = entry.record
         del self.entries[record.id]
+        if entry.due is not None:
+            self._delayed.discard(entry)  # canceled while it waited for its time
         if write:
             self._sink.changed(entry)
         if self._publisher.streams:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, Final, Protocol, final
 
@@ -19,7 +20,7 @@ import attrs
 from anyjob._checkpoint import Checkpoint
 from anyjob._exceptions import StoreError
 from anyjob._manager._entry import Entry
-from anyjob._records import JobInfo, JobRecord
+from anyjob._records import JobInfo, JobRecord, now_timestamp
 from anyjob._signal import Signal
 from anyjob._state import State
 from anyjob.stores._base import RecordUpdate, Store
@@ -183,7 +184,23 @@ class BatchSink:
         return len(self._dirty)
 
     async def insert(self, record: JobRecord) -> None:
-        await self._store.insert(attrs.evolve(record))  # the store keeps its own copy
+        try:
+            await self._store.insert(attrs.evolve(record))  # the store keeps its own copy
+        except anyio.get_cancelled_exc_class():
+            await self._withdraw(record.id)
+            raise
+
+    async def _withdraw(self, job_id: str) -> None:
+        """The caller was cancelled while the store wrote *job_id* CREATED (insert, requeue).
+
+        Whether the write happened is unknown: if it did, the job is recorded CANCELED
+        (nobody would run it); shielded, and only while it is still this manager's and
+        waiting, so nothing else's record is touched.
+        """
+        fields = {"state": State.CANCELED, "ended": now_timestamp(), "cancel_requested": True}
+        update = RecordUpdate(job_id, fields, _CLAIMABLE, owner=self._origin)
+        with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
+            await self._store.apply([update], origin=self._origin)
 
     def started(self, entry: Entry) -> None:
         self.changed(entry)
@@ -194,7 +211,9 @@ class BatchSink:
         self._dirty[entry.record.id] = entry
 
     async def claim(self, entry: Entry) -> bool:
-        update = RecordUpdate(entry.record.id, {"owner": self._origin}, _CLAIMABLE)
+        # A check, not a write: still waiting, and still this manager's (not canceled, nor
+        # canceled and retried by another manager, which makes it that one's).
+        update = RecordUpdate(entry.record.id, {}, _CLAIMABLE, owner=self._origin)
         return (await self._store.apply([update], origin=self._origin))[0]
 
     async def settle(self) -> None:
@@ -213,7 +232,11 @@ class BatchSink:
         return await self._store.get_record(job_id)
 
     async def requeue(self, job_id: str, fields: dict[str, Any], expect: frozenset[State]) -> bool:
-        applied = await self._store.apply([RecordUpdate(job_id, fields, expect)], origin=self._origin)
+        try:
+            applied = await self._store.apply([RecordUpdate(job_id, fields, expect)], origin=self._origin)
+        except anyio.get_cancelled_exc_class():
+            await self._withdraw(job_id)
+            raise
         return applied[0]
 
     async def flush(self) -> None:
@@ -229,7 +252,8 @@ class BatchSink:
             for entry in entries:
                 record = entry.record
                 fields = {name: getattr(record, name) for name in _RUN_FIELDS}
-                updates.append(RecordUpdate(record.id, fields, frozenset((entry.flushed_state,))))
+                expect = frozenset((entry.flushed_state,))
+                updates.append(RecordUpdate(record.id, fields, expect, owner=self._origin))
             # Shielded: the batch is out of _dirty now, and a canceled write would lose it.
             applied: list[bool] = []
             with anyio.CancelScope(shield=True):

@@ -101,17 +101,23 @@ class JobQuery:
 @final
 @attrs.define(eq=False)
 class RecordUpdate:
-    """Changes to one record, applied only if its state is one of ``expect`` (when given).
+    """Changes to one record, applied only if it is in an ``expect`` state and ``owner``'s.
+
+    ``expect`` and ``owner`` each apply when given.
 
     Attributes:
         job_id: The record's id.
         fields: Field names of :class:`~anyjob.stores.JobRecord` and their new values.
         expect: The states the record must be in for the update to apply, or ``None``.
+        owner: The manager id the record's ``owner`` must be for the update to apply, or
+            ``None``: a manager writes only the jobs it still owns (another manager's
+            ``retry`` makes a job that one's).
     """
 
     job_id: str
     fields: dict[str, Any]
     expect: frozenset[State] | None = None
+    owner: str | None = None
 
 
 @final

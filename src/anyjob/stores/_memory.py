@@ -230,10 +230,17 @@ class MemoryStore:
         results: list[bool] = []
         for update in updates:
             record = records.get(update.job_id)
-            if record is None or (update.expect is not None and record.state not in update.expect):
+            if (
+                record is None
+                or (update.expect is not None and record.state not in update.expect)
+                or (update.owner is not None and record.owner != update.owner)
+            ):
                 results.append(False)
                 continue
             fields: Mapping[str, Any] = update.fields
+            if not fields:  # a check only: nothing changes, nobody is told
+                results.append(True)
+                continue
             if record.cancel_requested and fields.get("state") in _OVERRIDDEN_ENDS:
                 fields = {**fields, "state": _CANCELED}
             old_state = record.state

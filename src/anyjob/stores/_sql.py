@@ -195,6 +195,9 @@ class SQLStore:
                 if update.expect is not None:
                     sql += f" AND state IN ({','.join('?' * len(update.expect))})"
                     params.extend(state.value for state in update.expect)
+                if update.owner is not None:
+                    sql += " AND owner = ?"
+                    params.append(update.owner)
                 ok = conn.execute(sql, params).rowcount == 1 if fields else _exists(conn, update)
                 results.append(ok)
                 if ok and fields:
@@ -402,8 +405,12 @@ def _state(row: Any, job_id: str) -> State:
 
 def _exists(conn: Connection, update: RecordUpdate) -> bool:
     """An update with no fields applies when its record exists in an expected state."""
-    row = conn.execute("SELECT state FROM anyjob_jobs WHERE id = ?", (update.job_id,)).fetchone()
-    return row is not None and (update.expect is None or _state(row, update.job_id) in update.expect)
+    row = conn.execute("SELECT state, owner FROM anyjob_jobs WHERE id = ?", (update.job_id,)).fetchone()
+    return (
+        row is not None
+        and (update.expect is None or _state(row, update.job_id) in update.expect)
+        and (update.owner is None or row["owner"] == update.owner)
+    )
 
 
 def _write_labels(conn: Connection, job_id: str, labels: Mapping[str, str]) -> None:

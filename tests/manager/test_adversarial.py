@@ -1,6 +1,7 @@
 """Adversarial tests of the JobManager, through its public API (as a demanding anyio user would).
 
-Tests named ``test_bug_*`` show a defect: they fail until it is fixed (nothing is marked xfail).
+Tests named ``test_bug_*`` are regression tests: each showed a defect found by an adversarial
+trial (its docstring tells what went wrong, then what should happen), fixed since.
 The cases that work are in test_adversarial_cases.py and test_adversarial_cancellation.py.
 Two stores defined here make races deterministic: :class:`DeafStore` lets a test decide when a manager
 hears of the other managers' changes (a slow change feed, as an SQL store polling every second

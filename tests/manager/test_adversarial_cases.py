@@ -139,27 +139,32 @@ async def test_many_waiters_on_one_job_half_cancelled(make_store: MakeStore) -> 
     gates = Gates()
     async with JobManager(make_store()) as jobs:
         ref = await jobs.submit(gates, 1)
-        results: list[State] = []
-        scopes: list[anyio.CancelScope] = []
+        results: dict[int, State] = {}
+        scopes: dict[int, anyio.CancelScope] = {}
 
-        async def waiter() -> None:
+        async def waiter(number: int) -> None:
             with anyio.CancelScope() as scope:
-                scopes.append(scope)
+                scopes[number] = scope
                 info = await jobs.wait(ref.id)
                 assert info is not None
-                results.append(info.state)
+                results[number] = info.state
 
         async with anyio.create_task_group() as tg:
-            for _ in range(50):
-                tg.start_soon(waiter)
+            for number in range(50):
+                tg.start_soon(waiter, number)
             await anyio.wait_all_tasks_blocked()
             assert jobs._statistics().waiters == 1  # one per job id
-            for scope in scopes[:25]:
-                scope.cancel()
+            for number in range(25):
+                scopes[number].cancel()
             await anyio.wait_all_tasks_blocked()
             assert jobs._statistics().waiters == 1
             gates.open(1)
-        assert results == [State.SUCCEEDED] * 25
+        # The 25 left waiting all see the end. A cancelled one may have been in the store's
+        # worker thread (a task waiting on a thread counts as blocked, and the thread is not
+        # abandoned): its read may then see the end, and that wait returns it (the operation
+        # completed, as trio's own to_thread calls do); none returns anything else.
+        assert [results.get(number) for number in range(25, 50)] == [State.SUCCEEDED] * 25
+        assert set(results.values()) == {State.SUCCEEDED}
         assert jobs._statistics().waiters == 0
     await check_closed(jobs)
 
