@@ -29,6 +29,7 @@ import structlog
 import anyjob
 from benchmarks import (
     bench_calls,
+    bench_completion,
     bench_executor,
     bench_job,
     bench_manager,
@@ -75,6 +76,7 @@ def manager_section(sizes: dict[str, int]) -> list[Target]:
     targets = bench_manager.headline(n, rounds)
     targets.append(bench_job.headline(n, rounds))
     targets.append(bench_memory.bytes_per_finished_job(sizes["bytes"]))
+    targets.append(bench_completion.headline(n, rounds))
     bench_calls.main(sizes["calls"])
     bench_manager.silenced(n, rounds)
     bench_job.silenced(n, rounds)

@@ -29,6 +29,7 @@ from anyjob._limits import (
     check_priority,
     check_start,
 )
+from anyjob._manager._completion import AsCompleted, check_ids
 from anyjob._manager._entry import Entry
 from anyjob._manager._follower import Follower
 from anyjob._manager._lifecycle import (
@@ -386,6 +387,32 @@ class JobManager:
         sink = self._sink
         return await self._waiters.wait_for(
             id, sink.get, seconds, closed=closed, read_is_last_await=sink.reads_now
+        )
+
+    def as_completed(self, ids: Iterable[str], timeout: float | timedelta | None = None) -> AsCompleted:
+        """An async iterator of the jobs' :class:`~anyjob.JobInfo`, one per id, as they finish.
+
+        Jobs already finished come first (in the order given), then each as it ends.
+        Waiting is event-driven, as :meth:`wait` is; every step is a checkpoint.
+        After the manager closed, yields the stored info of each job at once.
+
+        Raises:
+            ManagerClosedError: The manager was never entered.
+            TypeError, ValueError: Invalid *ids* (a str, an invalid id, one given twice) or *timeout*.
+            JobNotFoundError: (while iterating, before anything is yielded) an unknown id.
+            TimeoutError: (while iterating) *timeout* passed with jobs not finished.
+        """
+        checked = check_ids(ids)
+        seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
+        self._refuse("wait for jobs", queries=True)
+        return AsCompleted(
+            checked,
+            seconds,
+            waiters=self._waiters,
+            sink=self._sink,
+            live=self._recorder.entries,
+            closed=lambda: self._phase is Phase.CLOSED,
+            checkpoint=self._checkpoint,
         )
 
     async def list(

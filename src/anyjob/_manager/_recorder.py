@@ -348,7 +348,8 @@ class Recorder:
             self._sink.changed(entry)
         if self._publisher.streams:
             self._publisher.record(record, progress=False)
-        if self._waiters.by_id:
+        by_id = self._waiters.by_id
+        if by_id and record.id in by_id:  # an info only for a job somebody waits for
             self._waiters.wake(record.id, _detached_info(record))
         self.drained.fire()
         if emit and _hooks.active:

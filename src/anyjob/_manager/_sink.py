@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol, final
 
 import anyio
@@ -79,6 +79,18 @@ class Sink(Protocol):
         """Read your writes: :meth:`settle`, then the store's info for *job_id*."""
         ...
 
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobInfo | None]:
+        """:meth:`get` for each of *job_ids*, in order."""
+        ...
+
+    @property
+    def get_now(self) -> Callable[[str], JobInfo | None] | None:
+        """The store's info for a job id, read without an await (after :meth:`settle`).
+
+        ``None`` for a sink that must await its reads (without :attr:`reads_now`).
+        """
+        ...
+
     async def record(self, job_id: str) -> JobRecord | None:
         """The record to retry: the store's own (in place) or a copy."""
         ...
@@ -142,6 +154,14 @@ class MemorySink:
         await self.checkpoint()
         return self._store.get_now(job_id)
 
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobInfo | None]:
+        await self.checkpoint()
+        get_now = self._store.get_now
+        return [get_now(job_id) for job_id in job_ids]
+
+    def get_now(self, job_id: str) -> JobInfo | None:
+        return self._store.get_now(job_id)
+
     async def record(self, job_id: str) -> JobRecord | None:
         await self.checkpoint()
         return self._store.record_now(job_id)
@@ -170,6 +190,7 @@ class BatchSink:
 
     claims = True
     reads_now = False
+    get_now: None = None
 
     def __init__(self, store: Store, origin: str, refused: Callable[[Entry], None]) -> None:
         self._store = store
@@ -226,6 +247,11 @@ class BatchSink:
     async def get(self, job_id: str) -> JobInfo | None:
         await self.settle()
         return await self._store.get(job_id)
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobInfo | None]:
+        await self.settle()
+        get = self._store.get
+        return [await get(job_id) for job_id in job_ids]
 
     async def record(self, job_id: str) -> JobRecord | None:
         await self.settle()

@@ -16,21 +16,39 @@ __all__ = ["Waiter", "Waiters"]
 class Waiter:
     """What the calls waiting for one job wait on, and the info the job ended with."""
 
-    __slots__ = ("_event", "final", "users", "woken")
+    __slots__ = ("_event", "_listeners", "final", "users", "woken")
 
     def __init__(self) -> None:
         self._event: anyio.Event | None = None  # made only when somebody has to wait
+        self._listeners: list[Callable[[str], None]] | None = None  # as_completed calls
         self.woken = False
         #: The job's info at its end, kept because the record may be gone by the time
         #: a waiter reads the store again (``retention``, ``cleanup``, another manager).
         self.final: JobInfo | None = None
         self.users = 0  # calls waiting on it now
 
-    def set(self) -> None:
-        """Wake every call waiting, now and later."""
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Also call ``listener(job_id)`` when woken (pair with :meth:`unlisten`)."""
+        if self._listeners is None:
+            self._listeners = []
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[str], None]) -> None:
+        """Call *listener* no more (nothing happens if it is not listening)."""
+        listeners = self._listeners
+        if listeners is not None and listener in listeners:
+            listeners.remove(listener)
+
+    def set(self, job_id: str = "") -> None:
+        """Wake every call waiting, now and later (*job_id*: which job, for the listeners)."""
         self.woken = True
         if self._event is not None:
             self._event.set()
+        listeners = self._listeners
+        if listeners:
+            self._listeners = None
+            for listener in listeners:
+                listener(job_id)
 
     async def wait(self) -> None:
         """Until :meth:`set` (at once if it was called already)."""
@@ -115,10 +133,11 @@ class Waiters:
         waiter = self.by_id.pop(job_id, None)
         if waiter is not None:
             waiter.final = final
-            waiter.set()
+            waiter.set(job_id)
 
     def wake_all(self) -> None:
         """The manager closed: nobody waits any longer."""
-        for waiter in self.by_id.values():
-            waiter.set()
-        self.by_id.clear()
+        by_id = self.by_id
+        self.by_id = {}
+        for job_id, waiter in by_id.items():
+            waiter.set(job_id)
