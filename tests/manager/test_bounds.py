@@ -1,8 +1,11 @@
-"""Hostile values at every boundary of the public JobManager API, over every store (issue 8).
+"""Hostile values at the boundary of ``JobManager.submit``, over every store (issue 8).
 
-Generated values (hypothesis) are thrown at ``submit``'s arguments, at what a job returns,
-raises and reports, at the lookups and at the query filters, over a MemoryStore, an SQLiteStore
-(one file per test) and a PostgresStore (one schema per test, dropped after), on asyncio and trio.
+Generated values (hypothesis) are thrown at ``submit``'s arguments over a MemoryStore, an
+SQLiteStore (one file per test) and a PostgresStore (one schema per test, dropped after), on
+asyncio and trio. This module also holds what the other ``test_bounds_*`` modules share: the
+``new_store`` fixture, the hostile-value strategies, the job functions and the oracle helpers.
+What a job returns, raises and reports is in ``test_bounds_jobs.py``; lookups by id and query
+filters are in ``test_bounds_queries.py``.
 
 ``anyjob._limits`` and ``anyjob._records.check_json_safe`` are the oracle: a value they refuse
 must be refused at the call with the same ``TypeError``/``ValueError`` and nothing stored; a
@@ -31,19 +34,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import anyjob
-from anyjob import Context, JobError, JobManager, JobNotFoundError, State
+from anyjob import Context, JobError, JobManager, State
 from anyjob._limits import (
-    check_created,
-    check_id,
     check_labels,
-    check_message,
     check_name,
     check_new_id,
     check_page,
     check_priority,
     check_progress,
     check_start,
-    text_problem,
 )
 from anyjob._records import check_json_safe
 from anyjob.stores import MemoryStore, PostgresStore, SQLiteStore
@@ -405,261 +404,8 @@ def test_submit_refuses_what_the_limits_refuse_and_stores_nothing(
     run(anyio_backend, main)
 
 
-# -- what a job returns, raises and reports -----------------------------------------------------
-
-
-@SETTINGS
-@given(spec=hostile_json)
-@example(spec=special("cycle"))
-@example(spec=special("deep(900)"))
-@example(spec=special("10**5000"))
-@example(spec="a\x00b")
-@example(spec={"file": "\udc80"})
-@example(spec={"k\x00": 1})
-def test_a_job_returning_bad_data_fails_alone(
-    spec: Any, new_store: StoreFactory, anyio_backend: tuple[str, dict[str, object]]
-) -> None:
-    value = materialize(spec)
-    refused = oracle_error(lambda: check_json_safe(value, "the job's result"))
-
-    async def main() -> None:
-        async with JobManager(new_store()) as jobs:
-            bad = new_id()
-            RESULTS[bad] = value
-            bad_ref = await jobs.submit(returns_special, id=bad)
-            good_ref = await jobs.submit(healthy)
-            bad_info = await jobs.wait(bad_ref.id, timeout=WAIT)
-            good_info = await jobs.wait(good_ref.id, timeout=WAIT)
-            assert good_info is not None
-            assert good_info.state is State.SUCCEEDED, good_info
-            assert bad_info is not None
-            if refused is None:
-                assert bad_info.state is State.SUCCEEDED, bad_info
-                assert bad_info.result == check_json_safe(value, "the job's result")
-            else:
-                assert bad_info.state is State.FAILED, bad_info
-                assert bad_info.error is not None
-                assert "result" in bad_info.error, bad_info.error  # says what could not be stored
-                assert text_problem(bad_info.error) is None
-            await assert_still_working(jobs)
-
-    run(anyio_backend, main)
-
-
-hostile_errors = st.one_of(
-    hostile_text.map(ValueError),
-    hostile_text.map(lambda text: RuntimeError(text, 1)),
-    st.just(UnprintableError()),
-    st.sampled_from(SPECIALS).map(lambda special: KeyError(special.build())),
-    st.just(ValueError(_deep(900))),
-)
-
-
-@SETTINGS
-@given(error=hostile_errors)
-@example(error=ValueError("a\x00b"))
-@example(error=OSError(2, "No such file", "\udc80.txt"))
-@example(error=UnprintableError())
-@example(error=ValueError("x" * 100_000))
-def test_a_job_raising_anything_fails_alone_with_a_storable_error(
-    error: Exception, new_store: StoreFactory, anyio_backend: tuple[str, dict[str, object]]
-) -> None:
-    async def main() -> None:
-        async with JobManager(new_store()) as jobs:
-            bad = new_id()
-            RESULTS[bad] = error
-            bad_ref = await jobs.submit(raises_special, id=bad)
-            good_ref = await jobs.submit(healthy)
-            bad_info = await jobs.wait(bad_ref.id, timeout=WAIT)
-            good_info = await jobs.wait(good_ref.id, timeout=WAIT)
-            assert good_info is not None
-            assert good_info.state is State.SUCCEEDED, good_info
-            assert bad_info is not None
-            assert bad_info.state is State.FAILED, bad_info
-            assert bad_info.error_type == type(error).__qualname__
-            assert isinstance(bad_info.error, str)
-            assert text_problem(bad_info.error) is None
-            await assert_still_working(jobs)
-
-    run(anyio_backend, main)
-
-
-hostile_progress = st.one_of(
-    st.floats(),
-    hostile_int,
-    st.sampled_from([10**400, -(10**400), Decimal("NaN"), Decimal("sNaN"), Decimal("1e400"), True, 0.5, 1]),
-    hostile_text,
-    st.none(),
-)
-
-hostile_message = st.one_of(st.none(), hostile_text, anything)
-
-
-@SETTINGS
-@given(value=hostile_progress, message=hostile_message)
-@example(value=10**400, message=None)
-@example(value=math.nan, message=None)
-@example(value=0.5, message="a\x00b")
-@example(value=0.5, message="file \udc80")
-@example(value=0.5, message="x" * 5000)
-def test_progress_out_of_bounds_is_refused_inside_the_job_and_the_job_goes_on(
-    value: Any, message: Any, new_store: StoreFactory, anyio_backend: tuple[str, dict[str, object]]
-) -> None:
-    refused = oracle_error(lambda: check_progress(value)) or oracle_error(lambda: check_message(message))
-    seen: list[BaseException | None] = []
-
-    async def reports(ctx: Context) -> str:
-        try:
-            ctx.set_progress(value, message)
-        except Exception as error:  # the test records what the job saw
-            seen.append(error)
-        else:
-            seen.append(None)
-        return "went on"
-
-    async def main() -> None:
-        async with JobManager(new_store()) as jobs:
-            bad_ref = await jobs.submit(reports)
-            good_ref = await jobs.submit(healthy)
-            bad_info = await jobs.wait(bad_ref.id, timeout=WAIT)
-            good_info = await jobs.wait(good_ref.id, timeout=WAIT)
-            assert good_info is not None
-            assert good_info.state is State.SUCCEEDED, good_info
-            assert bad_info is not None
-            assert bad_info.state is State.SUCCEEDED, bad_info
-            assert bad_info.result == "went on"
-            [error] = seen
-            if refused is None:
-                assert error is None, error
-                assert bad_info.message == (message if message is not None else None)
-            else:
-                assert isinstance(error, (TypeError, ValueError)), repr(error)
-                assert not is_driver_error(error)
-            await assert_still_working(jobs)
-
-    run(anyio_backend, main)
-
-
-# -- lookups and control by id -------------------------------------------------------------------
-
-LOOKUPS = ["get", "status", "wait"]
-CONTROLS = ["cancel", "retry", "delete"]
-
-
-async def call_by_id(jobs: JobManager, method: str, job_id: Any) -> object:
-    if method == "wait":
-        return await jobs.wait(job_id, timeout=0)
-    bound: Callable[[Any], Awaitable[object]] = getattr(jobs, method)
-    return await bound(job_id)
-
-
-@SETTINGS
-@given(method=st.sampled_from(LOOKUPS + CONTROLS), job_id=hostile_id)
-@example(method="get", job_id="x" * 8192)
-@example(method="status", job_id="a\x00b")
-@example(method="wait", job_id="\udc80")
-@example(method="cancel", job_id="a\x00b")
-@example(method="retry", job_id="\udc80")
-@example(method="delete", job_id="x" * 8192)
-@example(method="get", job_id=None)
-def test_lookups_and_controls_with_hostile_ids(
-    method: str, job_id: Any, new_store: StoreFactory, anyio_backend: tuple[str, dict[str, object]]
-) -> None:
-    refused = oracle_error(lambda: check_id(job_id))
-
-    async def main() -> None:
-        async with JobManager(new_store()) as jobs:
-            if refused is not None:
-                await expect_refused(lambda: call_by_id(jobs, method, job_id), refused)
-            elif method in LOOKUPS:
-                assert await call_by_id(jobs, method, job_id) is None  # a valid id nobody used
-            else:
-                with pytest.raises(JobNotFoundError):
-                    await call_by_id(jobs, method, job_id)
-            await assert_still_working(jobs)
-
-    run(anyio_backend, main)
-
-
-# -- queries -------------------------------------------------------------------------------------
-
-QUERY_ARGUMENTS = st.one_of(
-    st.tuples(
-        st.just("state"), st.one_of(st.sampled_from(State), st.lists(st.sampled_from(State)), anything)
-    ),
-    st.tuples(st.just("name"), st.one_of(hostile_text, anything)),
-    st.tuples(st.just("labels"), hostile_labels),
-    st.tuples(st.just("created_after"), st.one_of(hostile_datetime, anything)),
-    st.tuples(st.just("created_before"), st.one_of(hostile_datetime, anything)),
-    st.tuples(st.just("limit"), st.one_of(hostile_int, anything)),
-    st.tuples(
-        st.just("offset"), st.one_of(hostile_int, st.sampled_from([2**62, 2**62 + 1, 2**63]), anything)
-    ),
-)
-
-
-def check_state_filter(value: Any) -> None:
-    """The rule of ``list(state=...)``: None, one State, or an iterable of States (not a str)."""
-    if value is None or isinstance(value, State):
-        return
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        msg = "state must be a State or several"
-        raise TypeError(msg)
-    for item in value:
-        if not isinstance(item, State):
-            msg = "state must be a State or several"
-            raise TypeError(msg)
-
-
-def query_oracle(argument: str, value: Any) -> BaseException | None:
-    if argument == "state":
-        return oracle_error(lambda: check_state_filter(value))
-    if argument == "name":
-        return None if value is None else oracle_error(lambda: check_name(value, "name"))
-    if argument == "labels":
-        return oracle_error(lambda: check_labels(value))
-    if argument in {"created_after", "created_before"}:
-        return oracle_error(lambda: check_created(value, argument))
-    if argument == "limit":
-        return oracle_error(lambda: check_page(value, 0))
-    return oracle_error(lambda: check_page(50, value))
-
-
-@SETTINGS
-@given(case=QUERY_ARGUMENTS, use_stats=st.booleans())
-@example(case=("offset", 2**63), use_stats=False)
-@example(case=("limit", 2**63), use_stats=False)
-@example(case=("name", "a\x00b"), use_stats=False)
-@example(case=("name", "\udc80"), use_stats=True)
-@example(case=("labels", {"k": "a\x00b"}), use_stats=True)
-@example(case=("labels", {"\udc80": "v"}), use_stats=False)
-@example(case=("created_after", datetime.max.replace(tzinfo=timezone(timedelta(hours=-1)))), use_stats=False)
-def test_queries_with_hostile_filters(
-    case: tuple[str, Any],
-    use_stats: bool,
-    new_store: StoreFactory,
-    anyio_backend: tuple[str, dict[str, object]],
-) -> None:
-    argument, value = case
-    refused = query_oracle(argument, value)
-    stats = use_stats and argument in {"name", "labels"}
-
-    async def main() -> None:
-        async with JobManager(new_store()) as jobs:
-            kwargs = {argument: value}
-            if refused is not None:
-                await expect_refused(lambda: (jobs.stats if stats else jobs.list)(**kwargs), refused)
-            elif stats:
-                assert isinstance(await jobs.stats(**kwargs), anyjob.JobStatistics)
-            else:
-                assert isinstance(await jobs.list(**kwargs), list)
-            await assert_still_working(jobs)
-
-    run(anyio_backend, main)
-
-
 def test_the_oracle_refuses_what_broke_the_stores() -> None:
-    """The values named in issue 8 are among those the limits refuse (so the tests above see them)."""
+    """The values named in issue 8 are among those the limits refuse (so the test_bounds* tests see them)."""
     assert oracle_error(lambda: check_new_id("x" * 8192)) is not None
     assert oracle_error(lambda: check_new_id("a\x00b")) is not None
     assert oracle_error(lambda: check_priority(2**31)) is not None
