@@ -25,11 +25,12 @@ async def main() -> None:
     async with anyjob.JobManager(max_concurrency=8) as jobs:
         refs = [await jobs.submit(thumbnail, {"image": i}, labels={"batch": "2026-11"}) for i in range(40)]
 
-        infos = [await jobs.wait(ref.id) for ref in refs]  # each returns once that job is done
-
-        failed = [info for info in infos if info is not None and info.state is anyjob.State.FAILED]
-        for info in failed:
-            print(f"failed: image {info.params['image']}: {info.error_type}: {info.error}")
+        failed: list[anyjob.JobInfo] = []
+        # Each job's info as it finishes (already finished ones first).
+        async for info in jobs.as_completed([ref.id for ref in refs], timeout=60):
+            if info.state is anyjob.State.FAILED:
+                print(f"failed: image {info.params['image']}: {info.error_type}: {info.error}")
+                failed.append(info)
 
         # Retry the failures once (they fail again here: the images really are corrupt).
         for info in failed:
