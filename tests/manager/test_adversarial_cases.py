@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from tests.manager.support import Gates, MakeStore, boom, ok
+from tests.manager.support import Gates, MakeStore, ok
 from tests.manager.test_adversarial import check_closed, stored
 
 from anyjob import Context, JobManager, JobStateError, State
@@ -220,8 +220,18 @@ async def test_a_huge_result_is_stored(make_store: MakeStore) -> None:
 
 
 async def test_two_retries_at_once_run_the_job_once_more(make_store: MakeStore) -> None:
+    again = anyio.Event()
+    runs: list[int] = []
+
+    async def boom_later(ctx: Context) -> None:
+        runs.append(1)
+        if len(runs) > 1:
+            await again.wait()  # the retried run ends only once both retries answered
+        msg = "boom"
+        raise ValueError(msg)
+
     async with JobManager(make_store()) as jobs:
-        ref = await jobs.submit(boom)
+        ref = await jobs.submit(boom_later)
         await jobs.wait(ref.id)
         outcomes: list[str] = []
 
@@ -235,6 +245,7 @@ async def test_two_retries_at_once_run_the_job_once_more(make_store: MakeStore) 
             tg.start_soon(retry)
             tg.start_soon(retry)
         assert sorted(outcomes) == sorted([ref.id, "refused"])
+        again.set()
         info = await jobs.wait(ref.id)
         assert info is not None
         assert (info.state, info.attempts) == (State.FAILED, 2)

@@ -16,22 +16,20 @@ import anyio.lowlevel
 
 from anyjob._checkpoint import Checkpoint, checkpoint_function
 from anyjob._events import EventStream
-from anyjob._exceptions import JobError, JobNotFoundError, JobStateError, ManagerClosedError
+from anyjob._exceptions import JobError, ManagerClosedError
 from anyjob._ids import new_id
 from anyjob._job import _current_async_library
 from anyjob._limits import (
     check_created,
     check_id,
     check_labels,
-    check_name,
-    check_new_id,
     check_page,
-    check_priority,
-    check_start,
 )
 from anyjob._manager._completion import AsCompleted, check_ids
+from anyjob._manager._control import Control
 from anyjob._manager._entry import Entry
 from anyjob._manager._follower import Follower
+from anyjob._manager._intake import new_record
 from anyjob._manager._lifecycle import (
     Phase,
     check_concurrency,
@@ -49,7 +47,7 @@ from anyjob._manager._sink import make_sink
 from anyjob._manager._specs import JobFunction, SpecRegistry
 from anyjob._manager._stats import ManagerStatistics, snapshot
 from anyjob._manager._waiters import Waiters
-from anyjob._records import JobInfo, JobRecord, JobRef, JobStatistics, check_json_safe, now_timestamp
+from anyjob._records import JobInfo, JobRef, JobStatistics
 from anyjob._retry import Retry, as_retry
 from anyjob._signal import Signal
 from anyjob._state import State
@@ -130,6 +128,9 @@ class JobManager:
         )
         self._pool = WorkerPool(ReadyQueue(), self._recorder, self._sink, max_concurrency)
         self._follower = Follower(self._recorder, self._publisher, self._waiters)
+        self._control = Control(
+            self._origin, store, self._sink, self._recorder, self._registry, self._waiters
+        )
         self._checkpoint: Checkpoint = anyio.lowlevel.checkpoint  # the backend's, once entered
         self._backend = ""  # the async library it runs on, once entered
 
@@ -296,23 +297,17 @@ class JobManager:
         else:
             seconds = None if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
             spec = self._registry.for_submit(fn, as_retry(retry), seconds)
-        name = spec.default_name if name is None else check_name(name)
-        if type(priority) is not int or priority:
-            priority = check_priority(priority)
-        now = now_timestamp()
-        wait = 0.0 if delay is None and at is None else check_start(delay, at, now)
-        scheduled = now + wait if wait else now  # one float object when equal: 24 B per record
-        record = JobRecord(
-            new_id() if id is None else check_new_id(id),
-            name,
-            _CREATED,
-            _NO_LABELS if labels is None else self._registry.labels(labels),
-            check_json_safe(params, "params"),
-            priority,
-            now,
-            scheduled,
-            self._origin,
-            spec.key,
+        record, wait = new_record(
+            self._registry,
+            spec,
+            params,
+            origin=self._origin,
+            name=name,
+            labels=labels,
+            job_id=id,
+            priority=priority,
+            delay=delay,
+            at=at,
         )
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
         entry = Entry(self._recorder, record, spec)
@@ -323,7 +318,7 @@ class JobManager:
             self._delayed.push(entry, anyio.current_time() + wait)
         else:
             self._pool.push(entry)
-        return JobRef(record.id, name, datetime.fromtimestamp(scheduled, UTC))
+        return JobRef(record.id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
 
     # -- events ----------------------------------------------------------------------------
 
@@ -485,21 +480,7 @@ class JobManager:
         """
         check_id(id)
         self._refuse("cancel a job")
-        await self._sink.settle()
-        entry = self._recorder.entries.get(id)
-        if entry is not None and not self._sink.claims:
-            return self._recorder.cancel(entry)  # the record is the store's own: it tells
-        # The store decides (another manager may have canceled it, even one of ours).
-        before = await self._store.request_cancel(id, origin=self._origin)
-        if before is None:
-            msg = f"no job with id {id!r}"
-            raise JobNotFoundError(msg, job_id=id)
-        entry = self._recorder.entries.get(id)
-        if entry is not None:
-            self._recorder.cancel_stored(entry, before)
-        elif before is _CREATED:
-            self._waiters.wake(id, None)  # it is CANCELED in the store now
-        return before is _CREATED or before is _RUNNING
+        return await self._control.cancel(id)
 
     async def retry(self, id: str) -> JobRef:  # noqa: A002
         """Queue a ``FAILED`` or ``CANCELED`` job again under the same id.
@@ -516,25 +497,11 @@ class JobManager:
         """
         check_id(id)
         self._refuse("retry a job")
-        record = await self._sink.record(id)
-        if record is None:
-            msg = f"no job with id {id!r}"
-            raise JobNotFoundError(msg, job_id=id)
-        if record.state not in _RETRYABLE:
-            msg = (
-                f"cannot retry job {record.name!r} ({id}): it is {record.state.value}, not failed or canceled"
-            )
-            raise JobStateError(msg, job_id=id)
-        spec = self._registry.for_retry(record)
-        fields = self._recorder.requeue_fields(self._origin)
-        if not await self._sink.requeue(id, fields, _RETRYABLE):
-            msg = f"cannot retry job {record.name!r} ({id}): it changed meanwhile"
-            raise JobStateError(msg, job_id=id)
-        entry = self._recorder.requeued(record, spec, fields)
+        ref, entry = await self._control.retry(id)
         if self._phase is Phase.CLOSED:
             await self._abandon(entry, "retry a job")
         self._pool.push(entry)
-        return JobRef(id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
+        return ref
 
     async def delete(self, id: str) -> None:  # noqa: A002
         """Delete one finished job (of any manager sharing the store).
@@ -546,15 +513,7 @@ class JobManager:
         """
         check_id(id)
         self._refuse("delete a job")
-        await self._sink.settle()
-        entry = self._recorder.entries.get(id)
-        state = entry.record.state if entry is not None else await self._store.delete(id, origin=self._origin)
-        if state is None:
-            msg = f"no job with id {id!r}"
-            raise JobNotFoundError(msg, job_id=id)
-        if not state.is_done:
-            msg = f"cannot delete job {id!r}: it is {state.value}, not done (cancel it first)"
-            raise JobStateError(msg, job_id=id)
+        await self._control.delete(id)
 
     async def cleanup(self, older_than: float | timedelta) -> int:
         """Delete finished jobs that ended before ``now - older_than``; returns how many.
