@@ -497,19 +497,25 @@ def test_error_traceback_is_bounded_sanitized_and_never_raises() -> None:
 
 
 async def test_the_names_other_modules_import_from_here_are_the_ones_they_moved_to() -> None:
-    from anyjob import _context, _error_text
-    from anyjob._job import (  # what the manager and anyjob._checkpoint import
+    from anyjob import _backend, _context, _error_text, _functions, _jobstats
+    from anyjob._job import (  # what the manager and anyjob import
         MAX_TRACEBACK_LENGTH,
         Context,
         Job,
+        JobStats,
         Reporter,
         _current_async_library,
         error_text,
         error_traceback,
         new_cancel_scope,
+        wrap,
     )
 
     assert anyjob.Context is Context is _context.Context
+    assert anyjob.JobStats is JobStats is _jobstats.JobStats
+    assert anyjob.wrap is wrap is _functions.wrap
+    assert _current_async_library is _backend.current_async_library
+    assert new_cancel_scope is _backend.new_cancel_scope
     assert anyjob.Job is Job
     assert Reporter is _context.Reporter
     assert (error_text, error_traceback) == (_error_text.error_text, _error_text.error_traceback)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio.lowlevel
 
-from anyjob._job import _current_async_library
+from anyjob._backend import current_async_library
 
 __all__ = ["Checkpoint", "checkpoint_function"]
 
@@ -27,7 +27,7 @@ def checkpoint_function() -> Checkpoint:
     its backend once it is entered, so it asks once. The backend's own checkpoint is
     what anyio calls: ``asyncio.sleep(0)`` on asyncio, ``trio.lowlevel.checkpoint`` on trio.
     """
-    library = _current_async_library()
+    library = current_async_library()
     if library == "asyncio":
         return _asyncio_checkpoint
     if library == "trio":

@@ -5,7 +5,7 @@ function, a :func:`functools.partial` of one, a bound method, or an object whose
 ``__call__`` is ``async def``, callable with exactly one positional argument.
 :class:`~anyjob.Job`, :class:`~anyjob.Policy` and the manager's ``submit`` and
 ``register`` all ask :func:`job_function`, so they accept and refuse the same
-things with the same words.
+things with the same words. :func:`wrap` adapts an async function without a context.
 """
 
 from __future__ import annotations
@@ -14,16 +14,19 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
+
+from anyjob._context import Context
 
 if TYPE_CHECKING:
-    from anyjob._job import Context
     from anyjob._retry import Retry
 
-__all__ = ["JobFunction", "default_name", "job_function", "policy_parts"]
+__all__ = ["JobFunction", "default_name", "job_function", "policy_parts", "wrap"]
 
 #: ``async def fn(ctx: Context) -> R``.
 JobFunction: TypeAlias = "Callable[[Context], Awaitable[Any]]"
+
+R = TypeVar("R")
 
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
 _CO_VARARGS: Final = inspect.CO_VARARGS
@@ -175,3 +178,25 @@ def default_name(fn: object) -> str:
     if isinstance(name, str) and name:
         return name
     return type(fn).__qualname__
+
+
+def wrap(fn: Callable[[], Awaitable[R]]) -> Callable[[Context], Awaitable[R]]:
+    """Adapt ``async def f() -> R`` to the ``async def fn(ctx) -> R`` a Job expects.
+
+    The wrapper keeps ``f``'s name and qualified name, so the job's default name is ``f``'s.
+
+    Raises:
+        TypeError: *fn* is not callable.
+    """
+    if not callable(fn):
+        msg = f"wrap() needs an async function, not {type(fn).__name__}"
+        raise TypeError(msg)
+
+    async def wrapper(ctx: Context) -> R:  # noqa: ARG001 - the job's calling convention
+        return await fn()
+
+    wrapper.__name__ = getattr(fn, "__name__", wrapper.__name__)
+    wrapper.__qualname__ = getattr(fn, "__qualname__", wrapper.__qualname__)
+    wrapper.__doc__ = getattr(fn, "__doc__", None)
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    return wrapper

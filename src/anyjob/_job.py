@@ -1,8 +1,8 @@
 """Job: one run of one function through the state machine.
 
-The :class:`~anyjob.Context` its function receives lives in :mod:`anyjob._context`, the
-error text helpers in :mod:`anyjob._error_text`; both are re-exported here for the
-modules that import them from this one.
+What other modules import from here and lives elsewhere is re-exported: ``Context``, the
+error texts, ``JobStats``, ``wrap``, the backend helpers (``anyjob._context``, ``_error_text``,
+``_jobstats``, ``_functions``, ``_backend``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,17 @@ import anyio.lowlevel
 import attrs
 import structlog
 
+from anyjob._backend import current_async_library as _current_async_library
+from anyjob._backend import new_cancel_scope
 from anyjob._context import Context, Reporter
 from anyjob._error_text import MAX_TRACEBACK_LENGTH, error_text, error_traceback
 from anyjob._exceptions import JobStateError
-from anyjob._functions import default_name, job_function
+from anyjob._functions import default_name, job_function, wrap
 from anyjob._ids import format_id, new_id_value
+from anyjob._jobstats import JobStats, job_stats
 from anyjob._limits import check_id, check_labels, check_name
 from anyjob._state import State
+from anyjob._time import to_datetime
 from anyjob.instrumentation import _hooks
 
 __all__ = [
@@ -35,9 +39,11 @@ __all__ = [
     "Job",
     "JobStats",
     "Reporter",
+    "_current_async_library",  # re-exported from anyjob._backend, for the manager
     "check_labels",  # re-exported from anyjob._limits until the manager imports it from there
     "error_text",
     "error_traceback",
+    "new_cancel_scope",  # re-exported from anyjob._backend, for the manager
     "wrap",
 ]
 
@@ -58,73 +64,6 @@ _logger = structlog.get_logger("anyjob")
 
 #: Called with the job after every state or progress change (used by the manager).
 Listener = Callable[["Job[Any]"], None]
-
-
-_scope_classes: dict[str, type[anyio.CancelScope]] = {}
-
-
-def new_cancel_scope() -> anyio.CancelScope:
-    """``anyio.CancelScope()`` without anyio's per-call backend dispatch.
-
-    ``anyio.CancelScope()`` looks the backend up and then initialises the backend's
-    scope twice; calling the backend's class directly halves the cost of the
-    scope every run needs (see ``benchmarks/bench_job.py``). The class is found
-    the public way, once per backend.
-    """
-    library = _current_async_library()
-    cls = _scope_classes.get(library)
-    if cls is None:
-        cls = _scope_classes[library] = type(anyio.CancelScope())
-    return cls()
-
-
-try:
-    from sniffio import current_async_library as _sniffio_library
-except ImportError:  # pragma: no cover - anyio runs without sniffio on asyncio only
-
-    def _current_async_library() -> str:
-        return "asyncio"
-
-else:
-
-    def _current_async_library() -> str:
-        return _sniffio_library()
-
-
-def _to_datetime(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
-
-
-@final
-@attrs.frozen
-class JobStats:
-    """A snapshot of one job.
-
-    Attributes:
-        id: The job's id.
-        name: The job's name.
-        state: Its state when the snapshot was taken.
-        progress: Progress in ``[0, 1]``.
-        message: The latest progress message, or ``None``.
-        labels: The job's labels (read-only).
-        created_at: When the job was made (UTC).
-        started_at: When the latest run started, or ``None``.
-        ended_at: When the latest run ended, or ``None``.
-        execution_time: How long the latest run took (so far, while executing).
-        error: The message of the latest run's error, or ``None``.
-    """
-
-    id: str
-    name: str
-    state: State
-    progress: float
-    message: str | None
-    labels: Mapping[str, str]
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    execution_time: timedelta
-    error: str | None
 
 
 @final
@@ -285,12 +224,12 @@ class Job(Generic[R]):
     @property
     def started_at(self) -> datetime | None:
         """When the latest run started (UTC), or ``None``."""
-        return _to_datetime(self._started)
+        return to_datetime(self._started)
 
     @property
     def ended_at(self) -> datetime | None:
         """When the latest run ended (UTC); ``None`` before that, and while running."""
-        return _to_datetime(self._ended)
+        return to_datetime(self._ended)
 
     @property
     def execution_time(self) -> timedelta:
@@ -317,20 +256,7 @@ class Job(Generic[R]):
 
     def stats(self) -> JobStats:
         """A frozen snapshot of the job."""
-        error = self._error
-        return JobStats(
-            id=self.id,
-            name=self._name,
-            state=self._state,
-            progress=self._progress,
-            message=self._message,
-            labels=self._labels,
-            created_at=self.created_at,
-            started_at=self.started_at,
-            ended_at=self.ended_at,
-            execution_time=self.execution_time,
-            error=None if error is None else error_text(error),
-        )
+        return job_stats(self)
 
     # -- control ----------------------------------------------------------------
 
@@ -573,36 +499,4 @@ class Job(Generic[R]):
 
     def _emit(self, name: str, error: BaseException | None, duration: float | None = None) -> None:
         """Build the event *name* and hand it to the hooks (the caller asked ``wanted``)."""
-        _hooks.emit(
-            _hooks.HookEvent(
-                name=name,
-                job_id=self.id,
-                job_name=self._name,
-                labels=self._labels,
-                state=self._state,
-                error=error,
-                duration=duration,
-            )
-        )
-
-
-def wrap(fn: Callable[[], Awaitable[R]]) -> Callable[[Context], Awaitable[R]]:
-    """Adapt ``async def f() -> R`` to the ``async def fn(ctx) -> R`` a Job expects.
-
-    The wrapper keeps ``f``'s name and qualified name, so the job's default name is ``f``'s.
-
-    Raises:
-        TypeError: *fn* is not callable.
-    """
-    if not callable(fn):
-        msg = f"wrap() needs an async function, not {type(fn).__name__}"
-        raise TypeError(msg)
-
-    async def wrapper(ctx: Context) -> R:  # noqa: ARG001 - the job's calling convention
-        return await fn()
-
-    wrapper.__name__ = getattr(fn, "__name__", wrapper.__name__)
-    wrapper.__qualname__ = getattr(fn, "__qualname__", wrapper.__qualname__)
-    wrapper.__doc__ = getattr(fn, "__doc__", None)
-    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
-    return wrapper
+        _hooks.emit_job_event(name, self.id, self._name, self._labels, self._state, error, duration)

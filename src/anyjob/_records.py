@@ -372,39 +372,23 @@ class JobRecord:
         A timestamp outside ``datetime``'s range (a bad stored row) is clamped as
         :func:`from_timestamp` does.
         """
-        started = self.started
-        ended = self.ended
+        created = self.created
         scheduled = self.scheduled
-        try:
-            created_at = datetime.fromtimestamp(self.created, UTC)
-            # Positional (JobInfo's field order), and one datetime when created == scheduled:
-            # wait() and get() hand these out per call.
-            return JobInfo(
-                self.id,
-                self.name,
-                self.state,
-                self.progress,
-                self.message,
-                self.labels,
-                self.params,
-                self.result,
-                self.error,
-                self.error_type,
-                self.priority,
-                self.attempts,
-                created_at,
-                created_at if scheduled == self.created else datetime.fromtimestamp(scheduled, UTC),
-                None if started is None else datetime.fromtimestamp(started, UTC),
-                None if ended is None else datetime.fromtimestamp(ended, UTC),
-                None if started is None or ended is None else max(ended - started, 0.0),
-            )
-        except (OverflowError, ValueError, OSError):  # costs nothing until raised (3.11)
-            return self._clamped_info()
-
-    def _clamped_info(self) -> JobInfo:
-        """The rare path of :meth:`info`: every timestamp through :func:`from_timestamp`."""
         started = self.started
         ended = self.ended
+        try:
+            created_at = datetime.fromtimestamp(created, UTC)
+            # One datetime when created == scheduled: wait() and get() hand these out per call.
+            scheduled_at = created_at if scheduled == created else datetime.fromtimestamp(scheduled, UTC)
+            started_at = None if started is None else datetime.fromtimestamp(started, UTC)
+            ended_at = None if ended is None else datetime.fromtimestamp(ended, UTC)
+        except (OverflowError, ValueError, OSError):  # costs nothing until raised (3.11)
+            # The rare path: every timestamp clamped, as from_timestamp() does.
+            created_at = _clamped_datetime(created)
+            scheduled_at = _clamped_datetime(scheduled)
+            started_at = from_timestamp(started)
+            ended_at = from_timestamp(ended)
+        # Positional, in JobInfo's field order (cheaper than keywords).
         return JobInfo(
             self.id,
             self.name,
@@ -418,9 +402,9 @@ class JobRecord:
             self.error_type,
             self.priority,
             self.attempts,
-            _clamped_datetime(self.created),
-            _clamped_datetime(self.scheduled),
-            from_timestamp(started),
-            from_timestamp(ended),
+            created_at,
+            scheduled_at,
+            started_at,
+            ended_at,
             None if started is None or ended is None else max(ended - started, 0.0),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["UTC", "aware_timestamp", "ensure_aware", "short_repr", "to_seconds", "utcnow"]
+__all__ = ["UTC", "aware_timestamp", "ensure_aware", "short_repr", "to_datetime", "to_seconds", "utcnow"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -13,6 +13,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def utcnow() -> datetime:
     """The current time as a timezone-aware UTC ``datetime``."""
     return datetime.now(UTC)
+
+
+def to_datetime(timestamp: float | None) -> datetime | None:
+    """A POSIX timestamp as an aware UTC ``datetime``; ``None`` stays ``None``."""
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
 def short_repr(value: object, limit: int = 80) -> str:

@@ -364,17 +364,7 @@ class Recorder:
     def _emit(entry: Entry, name: str, error: BaseException | None, duration: float | None) -> None:
         """Hand a *name* event to the hooks (the caller asked ``_hooks.wanted(name)``)."""
         record = entry.record
-        _hooks.emit(
-            _hooks.HookEvent(
-                name=name,
-                job_id=record.id,
-                job_name=record.name,
-                labels=record.labels,
-                state=record.state,
-                error=error,
-                duration=duration,
-            )
-        )
+        _hooks.emit_job_event(name, record.id, record.name, record.labels, record.state, error, duration)
 
     async def cancel_all(self, timeout: float, since: float) -> None:
         """Cancel every live job and wait until each has ended (the manager is closing).

@@ -201,6 +201,33 @@ def emit(event: HookEvent) -> None:
             logger.exception("anyjob.hook_failed", hook=repr(hook), event_name=event.name, error=repr(exc))
 
 
+def emit_job_event(  # noqa: PLR0917 - HookEvent's fields in its order: both callers fit a line
+    name: str,
+    job_id: str,
+    job_name: str,
+    labels: Mapping[str, str],
+    state: State,
+    error: BaseException | None,
+    duration: float | None,
+) -> None:
+    """Build the :class:`HookEvent` *name* of one job and :func:`emit` it.
+
+    The one place a Job and the manager's recorder make their events; the caller has
+    asked :func:`wanted` first.
+    """
+    emit(
+        HookEvent(
+            name=name,
+            job_id=job_id,
+            job_name=job_name,
+            labels=labels,
+            state=state,
+            error=error,
+            duration=duration,
+        )
+    )
+
+
 def wanted(name: str) -> bool:
     """Whether any active hook wants events named *name* (see :class:`SelectiveHook`).
 
