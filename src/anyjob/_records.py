@@ -226,6 +226,10 @@ class JobRef:
     name: str
     scheduled_at: datetime
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ref as JSON-safe values (the datetime as an ISO 8601 string)."""
+        return {"id": self.id, "name": self.name, "scheduled_at": _iso(self.scheduled_at)}
+
 
 @final
 @attrs.frozen
@@ -245,6 +249,16 @@ class JobEvent:
     progress: float
     message: str | None
     at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-safe values: the state as its value, the time as ISO 8601."""
+        return {
+            "job_id": self.job_id,
+            "state": self.state.value,
+            "progress": self.progress,
+            "message": self.message,
+            "at": _iso(self.at),
+        }
 
 
 @final
@@ -333,6 +347,17 @@ class JobStatistics:
     active: int
     success_rate: float
     average_duration: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts as JSON-safe values; ``by_state`` keyed by state value, every state present."""
+        return {
+            "total": self.total,
+            "by_state": {state.value: count for state, count in self.by_state.items()},
+            "by_name": dict(self.by_name),
+            "active": self.active,
+            "success_rate": self.success_rate,
+            "average_duration": self.average_duration,
+        }
 
 
 @final

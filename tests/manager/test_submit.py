@@ -79,6 +79,29 @@ async def test_info_to_dict_is_json_safe(make_store: MakeStore) -> None:
         }  # fmt: skip
 
 
+async def test_ref_statistics_and_event_to_dict_are_json_safe(make_store: MakeStore) -> None:
+    async with JobManager(make_store()) as jobs:
+        events = jobs.events()
+        ref = await jobs.submit(ok, delay=0.01, name="nightly")
+        data = ref.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert data == {"id": ref.id, "name": "nightly", "scheduled_at": ref.scheduled_at.isoformat()}
+        await jobs.wait(ref.id)
+        stats = (await jobs.stats()).to_dict()
+        assert json.loads(json.dumps(stats)) == stats
+        assert stats["total"] == 1
+        assert stats["by_state"] == {state.value: int(state is State.SUCCEEDED) for state in State}
+        assert stats["by_name"] == {"nightly": 1}
+        assert set(stats) == {"total", "by_state", "by_name", "active", "success_rate", "average_duration"}
+        async for event in events:
+            data = event.to_dict()
+            assert json.loads(json.dumps(data)) == data
+            assert set(data) == {"job_id", "state", "progress", "message", "at"}
+            assert data["at"] == event.at.isoformat()
+            if data["state"] == "succeeded":
+                break
+
+
 async def test_params_are_copied_at_submit_and_infos_do_not_alias_the_record(make_store: MakeStore) -> None:
     params = {"items": [1, 2]}
     async with JobManager(make_store()) as jobs:
