@@ -20,7 +20,7 @@ class Follower:
     =====================  ===============================  =====================================
     the job here           the change                       what happens here
     =====================  ===============================  =====================================
-    live, waiting          owned by another manager         dropped: retried there, it runs there
+    live, waiting          owned by another manager         dropped (retried there), then as below
     live, waiting          canceled (cancel requested)      retired as canceled elsewhere
     live, executing        cancel requested                 canceled (it is stopped)
     live                   anything else                    nothing: this manager writes it
@@ -53,10 +53,15 @@ class Follower:
         recorder = self._recorder
         entry = recorder.entries.get(change.job_id)
         info = change.info
+        if entry is not None and change.owner and change.owner != recorder.origin:
+            record = entry.record
+            if record.state is State.CREATED or record.owner != recorder.origin:
+                # Canceled and retried by another manager: that one's now (a local copy still
+                # waiting here, or the store's own record, which says so): what follows is
+                # as for any job not live here.
+                recorder.taken_elsewhere(entry)
+                entry = None
         if entry is not None:
-            if change.owner != recorder.origin and change.owner and entry.record.state is State.CREATED:
-                recorder.taken_elsewhere(entry)  # canceled and retried by another manager
-                return
             if not change.cancel_requested:
                 return
             waiting = entry.record.state is State.CREATED or entry.record.state is State.CANCELED

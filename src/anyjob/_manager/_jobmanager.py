@@ -309,6 +309,11 @@ class JobManager:
             delay=delay,
             at=at,
         )
+        if id is not None and record.id in self._recorder.entries:
+            # Refused before the store (a cancelled insert withdraws what it may have written).
+            await self._checkpoint()  # still a checkpoint first: cancelled, that is what it raises
+            msg = f"a job with id {record.id!r} already exists"
+            raise JobError(msg, job_id=record.id)
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
         entry = Entry(self._recorder, record, spec)
         self._recorder.add(entry)

@@ -309,7 +309,10 @@ class WorkerPool:
         if self._recorder.entries.get(record.id) is not entry or record.state is not _CREATED:
             return False  # canceled here while claiming
         if not claimed:
-            self._recorder.canceled_elsewhere(entry)
+            # Canceled elsewhere, or canceled and retried there (then it is that one's):
+            # the store's record tells which.
+            stored = await self._sink.record(record.id)
+            self._recorder.claim_refused(entry, stored)
         return claimed
 
     async def _execute(self, entry: Entry) -> None:

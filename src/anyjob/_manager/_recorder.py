@@ -323,6 +323,20 @@ class Recorder:
         if _hooks.active and _hooks.wanted(_hooks.CANCELED_ELSEWHERE):
             self._emit(entry, _hooks.CANCELED_ELSEWHERE, None, None)
 
+    def claim_refused(self, entry: Entry, stored: JobRecord | None) -> None:
+        """The store refused this manager's claim of *entry*; *stored* is its record there now."""
+        if self.entries.get(entry.record.id) is not entry or entry.record.state is not _CREATED:
+            return  # canceled here meanwhile
+        if stored is None or stored.owner == self.origin:
+            self.canceled_elsewhere(entry)
+            return
+        self.taken_elsewhere(entry)
+        if stored.state.is_done:  # it ran to its end there already: who waits here learns it
+            info = stored.info()
+            if self._publisher.streams:
+                self._publisher.info(info)
+            self._waiters.wake(stored.id, info)
+
     def taken_elsewhere(self, entry: Entry) -> None:
         """Another manager canceled this waiting job and retried it: the job is that one's now.
 
