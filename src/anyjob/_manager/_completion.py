@@ -37,11 +37,12 @@ def check_ids(ids: Iterable[str]) -> list[str]:
         msg = f"ids must be an iterable of job ids, not {type(ids).__name__}"
         raise TypeError(msg) from None
     checked = [check_id(item) for item in items]
-    if len(set(checked)) != len(checked):
-        seen: set[str] = set()
-        twice = next(item for item in checked if item in seen or seen.add(item))  # type: ignore[func-returns-value]
-        msg = f"job id {twice!r} is given twice: as_completed yields one info per job"
-        raise ValueError(msg)
+    seen: set[str] = set()
+    for job_id in checked:
+        if job_id in seen:
+            msg = f"job id {job_id!r} is given twice: as_completed yields one info per job"
+            raise ValueError(msg)
+        seen.add(job_id)
     return checked
 
 
@@ -217,14 +218,12 @@ class AsCompleted:
             return final
         # Woken without the info (the manager closed, or a deletion the store told nothing of).
         info = await self._sink.get(job_id)
-        return info if info is not None else _gone(job_id)
+        if info is None:
+            msg = f"job {job_id!r} was deleted before its end could be read"
+            raise JobNotFoundError(msg, job_id=job_id)
+        return info
 
     def _timed_out(self) -> None:
         pending = len(self._joined)
         msg = f"as_completed timed out after {self._seconds:g} s with {pending} job(s) not finished"
         raise TimeoutError(msg)
-
-
-def _gone(job_id: str) -> JobInfo:
-    msg = f"job {job_id!r} was deleted before its end could be read"
-    raise JobNotFoundError(msg, job_id=job_id)

@@ -166,15 +166,14 @@ class WorkerPool:
             record = entry.record
             if entry.job is not None or entries.get(record.id) is not entry:
                 continue  # canceled while it waited (and forgotten), or started already
-            if record.state is not _CREATED or record.owner != self._recorder.origin:
-                # Another manager sharing the MemoryStore canceled it while it waited
-                # (and maybe retried it: then it is that one's to run).
-                if record.owner != self._recorder.origin:
-                    self._recorder.taken_elsewhere(entry)
-                else:
-                    self._recorder.canceled_elsewhere(entry)
-                continue
-            return entry
+            # Another manager sharing the MemoryStore canceled it while it waited, and maybe
+            # retried it: then it is that one's to run.
+            if record.owner != self._recorder.origin:
+                self._recorder.taken_elsewhere(entry)
+            elif record.state is not _CREATED:
+                self._recorder.canceled_elsewhere(entry)
+            else:
+                return entry
         return None
 
     async def _worker(self) -> None:

@@ -284,18 +284,13 @@ class Recorder:
         follows (a waiting job leaves, a running one is stopped).
         """
         record = entry.record
-        if record.state is _CREATED:
-            if before is _CREATED:
-                entry.flushed_state = _CANCELED  # the store's state: nothing to write
-                _become(record, _CANCELED)
-                record.ended = _now()
-                record.cancel_requested = True
-                self.retire(entry, None, emit=False, write=False)
-            else:
-                self.canceled_elsewhere(entry)
-            return
         record.cancel_requested = True  # a copy: mirror the store
-        self.cancel(entry)
+        if record.state is not _CREATED:
+            self.cancel(entry)
+        elif before is _CREATED:
+            self._retire_as_stored(entry)  # canceled by this call: no canceled_elsewhere event
+        else:
+            self.canceled_elsewhere(entry)
 
     def _canceling(self, entry: Entry) -> None:
         _become(entry.record, _CANCELING)
@@ -314,14 +309,18 @@ class Recorder:
         """Another manager canceled this waiting job: the store says CANCELED already."""
         if self.entries.get(entry.record.id) is not entry:
             return
-        record = entry.record
-        if record.state is _CREATED:  # a local copy (not the store's own record): mirror the store
-            _become(record, _CANCELED)
-            record.ended = _now()
-        entry.flushed_state = record.state  # nothing to write: it is the store's state
-        self.retire(entry, None, emit=False, write=False)
+        self._retire_as_stored(entry)
         if _hooks.active and _hooks.wanted(_hooks.CANCELED_ELSEWHERE):
             self._emit(entry, _hooks.CANCELED_ELSEWHERE, None, None)
+
+    def _retire_as_stored(self, entry: Entry) -> None:
+        """The store has this waiting job CANCELED already: mirror that, retire it, write nothing."""
+        record = entry.record
+        if record.state is _CREATED:  # a local copy (not the store's own record)
+            _become(record, _CANCELED)
+            record.ended = _now()
+        entry.flushed_state = record.state
+        self.retire(entry, None, emit=False, write=False)
 
     def claim_refused(self, entry: Entry, stored: JobRecord | None) -> None:
         """The store refused this manager's claim of *entry*; *stored* is its record there now."""
