@@ -135,6 +135,10 @@ class DelegatingStore:
         await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.delete_finished(ended_before)
 
+    async def expire_stale(self, now, *, origin):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
+        return await self.inner.expire_stale(now, origin=origin)
+
     def subscribe(self, origin):  # type: ignore[no-untyped-def]
         return self.inner.subscribe(origin)
 
@@ -223,3 +227,23 @@ def make_store(store_kind: str, tmp_path: pathlib.Path) -> Iterator[Callable[[],
         store.close()
     if schemas:
         drop_postgres_schemas(schemas)
+
+
+@pytest.fixture(params=["memory", "protocol", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def pairs(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
+    """Two managers' ways to the same records (see :class:`tests.manager.sharing.Pairs`)."""
+    from tests.manager.sharing import Pairs
+
+    made = Pairs(request.param, tmp_path)
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=["protocol", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def batched_pairs(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Any]:
+    """:func:`pairs` over the stores a manager writes in batches (and claims jobs in)."""
+    from tests.manager.sharing import Pairs
+
+    made = Pairs(request.param, tmp_path)
+    yield made
+    made.close()

@@ -57,7 +57,9 @@ class Control:
         await self._sink.settle()
         entry = self._recorder.entries.get(job_id)
         if entry is not None and not self._sink.claims:
-            return self._recorder.cancel(entry)  # the record is the store's own: it tells
+            if entry.record.owner == self._origin:
+                return self._recorder.cancel(entry)  # the record is the store's own: it tells
+            self._recorder.taken_elsewhere(entry)  # another manager took it over: the store decides
         # The store decides (another manager may have canceled it, even one of ours).
         before = await self._store.request_cancel(job_id, origin=self._origin)
         if before is None:
@@ -85,6 +87,10 @@ class Control:
             )
             raise JobStateError(msg, job_id=job_id)
         spec = self._registry.for_retry(record)
+        if job_id in self._recorder.entries or self._sink.busy(job_id):
+            # Retried here meanwhile (a cancelled requeue withdraws what it may have written).
+            msg = f"cannot retry job {record.name!r} ({job_id}): it is being retried"
+            raise JobStateError(msg, job_id=job_id)
         fields = self._recorder.requeue_fields(self._origin)
         if not await self._sink.requeue(job_id, fields, _RETRYABLE):
             msg = f"cannot retry job {record.name!r} ({job_id}): it changed meanwhile"

@@ -309,7 +309,7 @@ class JobManager:
             delay=delay,
             at=at,
         )
-        if id is not None and record.id in self._recorder.entries:
+        if id is not None and (record.id in self._recorder.entries or self._sink.busy(record.id)):
             # Refused before the store (a cancelled insert withdraws what it may have written).
             await self._checkpoint()  # still a checkpoint first: cancelled, that is what it raises
             msg = f"a job with id {record.id!r} already exists"

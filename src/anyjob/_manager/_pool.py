@@ -14,6 +14,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from anyjob._checkpoint import Checkpoint
+from anyjob._exceptions import StoreError
 from anyjob._executor import Executor
 from anyjob._job import Job, new_cancel_scope
 from anyjob._manager._entry import Entry, Worker
@@ -310,8 +311,12 @@ class WorkerPool:
         if not claimed:
             # Canceled elsewhere, or canceled and retried there (then it is that one's):
             # the store's record tells which.
-            stored = await self._sink.record(record.id)
-            self._recorder.claim_refused(entry, stored)
+            try:
+                stored = await self._sink.record(record.id)
+            except StoreError:  # unreadable now: not this manager's to run; the feed tells the rest
+                self._recorder.taken_elsewhere(entry)
+            else:
+                self._recorder.claim_refused(entry, stored)
         return claimed
 
     async def _execute(self, entry: Entry) -> None:

@@ -262,8 +262,15 @@ class Recorder:
     # -- canceling --------------------------------------------------------------------
 
     def cancel(self, entry: Entry) -> bool:
-        """Cancel a live job; False when it is already canceling (asked here or in the store)."""
+        """Cancel a live job; False when it is already canceling (asked here or in the store).
+
+        Over records shared with other managers (one MemoryStore), a job another manager
+        took over before this one heard is not this one's to cancel: it leaves (False).
+        """
         record = entry.record
+        if record.owner != self.origin:
+            self.taken_elsewhere(entry)
+            return False
         if record.state is _CREATED:
             self.cancel_waiting(entry)
             return True

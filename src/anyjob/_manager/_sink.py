@@ -4,7 +4,8 @@
   manager's records are the store's own objects, re-indexed as they change.
 * :class:`BatchSink` works through the :class:`~anyjob.stores.Store` protocol alone:
   changes are coalesced per job and written in batches, and a worker claims a job
-  atomically before it starts it (another manager may have canceled it).
+  before it starts it: one atomic write, CREATED to RUNNING, only while the job is
+  still this manager's (another manager may have canceled it, or retried it too).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from anyjob.stores._memory import MemoryStore
 __all__ = ["BatchSink", "MemorySink", "Sink", "make_sink"]
 
 _CLAIMABLE: Final = frozenset({State.CREATED})
+_LIVE: Final = frozenset({State.CREATED, State.RUNNING, State.CANCELING})
 _RUNNING: Final = State.RUNNING
 _RUN_FIELDS: Final = (
     "state",
@@ -53,6 +55,10 @@ class Sink(Protocol):
 
     def __len__(self) -> int:
         """How many jobs have changes not yet in the store."""
+        ...
+
+    def busy(self, job_id: str) -> bool:
+        """Whether an insert or requeue of *job_id* is on its way (refuse another meanwhile)."""
         ...
 
     async def insert(self, record: JobRecord) -> None:
@@ -126,6 +132,9 @@ class MemorySink:
     def __len__(self) -> int:
         return 0  # every change is in the store as it happens
 
+    def busy(self, job_id: str) -> bool:  # noqa: ARG002 - the protocol's signature
+        return False  # an insert is in the store once its checkpoint passed; the store refuses a requeue
+
     async def insert(self, record: JobRecord) -> None:
         await self.checkpoint()
         self._store.insert_now(record)  # the store and the entry share this record
@@ -183,10 +192,12 @@ class BatchSink:
 
     ``_dirty`` holds the entries whose changes are not yet written; ``_lock`` is held
     while a batch is on its way, so :meth:`settle` returns only once earlier changes are
-    stored (read your writes).
+    stored (read your writes). ``_creating`` holds the ids an insert or requeue is writing
+    now: while one is, the manager refuses another for that id, so that a cancelled one
+    withdraws only what it may have written itself.
     """
 
-    __slots__ = ("_dirty", "_lock", "_origin", "_refused", "_store", "_wakeup", "checkpoint")
+    __slots__ = ("_creating", "_dirty", "_lock", "_origin", "_refused", "_store", "_wakeup", "checkpoint")
 
     claims = True
     reads_now = False
@@ -197,6 +208,7 @@ class BatchSink:
         self._origin = origin
         self._refused = refused  # called for an entry whose write the store refused
         self._dirty: dict[str, Entry] = {}
+        self._creating: set[str] = set()
         self._wakeup = Signal()
         self._lock: anyio.Lock | None = None
         self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
@@ -204,19 +216,27 @@ class BatchSink:
     def __len__(self) -> int:
         return len(self._dirty)
 
+    def busy(self, job_id: str) -> bool:
+        return job_id in self._creating
+
     async def insert(self, record: JobRecord) -> None:
+        job_id = record.id
+        self._creating.add(job_id)
         try:
             await self._store.insert(attrs.evolve(record))  # the store keeps its own copy
         except anyio.get_cancelled_exc_class():
-            await self._withdraw(record.id)
+            await self._withdraw(job_id)
             raise
+        finally:
+            self._creating.discard(job_id)
 
     async def _withdraw(self, job_id: str) -> None:
         """The caller was cancelled while the store wrote *job_id* CREATED (insert, requeue).
 
         Whether the write happened is unknown: if it did, the job is recorded CANCELED
         (nobody would run it); shielded, and only while it is still this manager's and
-        waiting, so nothing else's record is touched.
+        waiting, so no other manager's record is touched. No other write of this manager
+        made *job_id* CREATED meanwhile (:meth:`busy` refused it), so none of its own either.
         """
         fields = {"state": State.CANCELED, "ended": now_timestamp(), "cancel_requested": True}
         update = RecordUpdate(job_id, fields, _CLAIMABLE, owner=self._origin)
@@ -232,10 +252,17 @@ class BatchSink:
         self._dirty[entry.record.id] = entry
 
     async def claim(self, entry: Entry) -> bool:
-        # A check, not a write: still waiting, and still this manager's (not canceled, nor
-        # canceled and retried by another manager, which makes it that one's).
-        update = RecordUpdate(entry.record.id, {}, _CLAIMABLE, owner=self._origin)
-        return (await self._store.apply([update], origin=self._origin))[0]
+        # The write that starts the job in the store: only while it still waits and is still
+        # this manager's (not canceled, nor canceled and retried by another manager, which
+        # makes it that one's). From then on another manager's cancel asks this one to stop
+        # it, and nobody can retry it until it ended.
+        record = entry.record
+        fields = {"state": _RUNNING, "started": now_timestamp(), "attempts": record.attempts + 1}
+        update = RecordUpdate(record.id, fields, _CLAIMABLE, owner=self._origin)
+        claimed = (await self._store.apply([update], origin=self._origin))[0]
+        if claimed:
+            entry.flushed_state = _RUNNING
+        return claimed
 
     async def settle(self) -> None:
         lock = self._lock
@@ -258,11 +285,14 @@ class BatchSink:
         return await self._store.get_record(job_id)
 
     async def requeue(self, job_id: str, fields: dict[str, Any], expect: frozenset[State]) -> bool:
+        self._creating.add(job_id)
         try:
             applied = await self._store.apply([RecordUpdate(job_id, fields, expect)], origin=self._origin)
         except anyio.get_cancelled_exc_class():
             await self._withdraw(job_id)
             raise
+        finally:
+            self._creating.discard(job_id)
         return applied[0]
 
     async def flush(self) -> None:
@@ -278,8 +308,9 @@ class BatchSink:
             for entry in entries:
                 record = entry.record
                 fields = {name: getattr(record, name) for name in _RUN_FIELDS}
-                expect = frozenset((entry.flushed_state,))
-                updates.append(RecordUpdate(record.id, fields, expect, owner=self._origin))
+                # Any state this manager's job may be in there (a claim may have made it
+                # RUNNING meanwhile); another manager's cancel ends it, its retry owns it.
+                updates.append(RecordUpdate(record.id, fields, _LIVE, owner=self._origin))
             # Shielded: the batch is out of _dirty now, and a canceled write would lose it.
             applied: list[bool] = []
             with anyio.CancelScope(shield=True):
