@@ -98,9 +98,9 @@ class DelegatingStore:
         await anyio.lowlevel.checkpoint()
         await self.inner.open()
 
-    async def insert(self, record):  # type: ignore[no-untyped-def]
+    async def insert(self, record, *, origin=None):  # type: ignore[no-untyped-def]
         await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
-        await self.inner.insert(record)
+        await self.inner.insert(record, origin=origin)
 
     async def apply(self, updates, *, origin):  # type: ignore[no-untyped-def]
         await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too

@@ -366,3 +366,82 @@ def test_default_hook_asks_a_standard_library_logger_every_time() -> None:
         assert _wanted(STARTED, FAILED) == [False, False]
     finally:
         stdlib.setLevel(logging.NOTSET)
+
+
+# -- the traceback of a failed job ---------------------------------------------------------------
+
+
+async def test_a_failed_jobs_warning_carries_its_traceback() -> None:
+    with capture_logs() as logs:
+        await Job(ok, name="good").run()
+        await Job(bad, name="broken").run()
+    [failed] = [log for log in logs if log["event"] == "anyjob.job_failed"]
+    assert failed["error"] == "ValueError: nope"
+    trace = failed["exception"]
+    assert trace.startswith("Traceback (most recent call last):")
+    assert ", in bad\n" in trace
+    assert trace.endswith("ValueError: nope\n")
+    assert all("exception" not in log for log in logs if log is not failed)
+
+
+async def test_the_traceback_of_a_failure_is_bounded_and_storable() -> None:
+    from anyjob._error_text import MAX_STORED_TRACEBACK_LENGTH
+
+    async def huge(ctx: Context) -> None:
+        raise ValueError("\x00" + "x" * 100_000)
+
+    with capture_logs() as logs:
+        await Job(huge).run()
+    [failed] = [log for log in logs if log["event"] == "anyjob.job_failed"]
+    assert len(failed["exception"]) <= MAX_STORED_TRACEBACK_LENGTH
+    assert "\x00" not in failed["exception"]
+
+
+@pytest.mark.usefixtures("fresh_structlog")
+async def test_the_traceback_is_formatted_only_when_the_warning_is_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anyjob.instrumentation import _hooks
+
+    formatted: list[BaseException] = []
+    original = _hooks.traceback_text
+
+    def counting(error: BaseException) -> str:
+        formatted.append(error)
+        return original(error)
+
+    monkeypatch.setattr(_hooks, "traceback_text", counting)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    await Job(bad).run()
+    assert formatted == []  # the warning is filtered out: nothing formatted
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        processors=[structlog.testing.LogCapture()],
+    )
+    await Job(bad).run()
+    assert [type(error) for error in formatted] == [ValueError]
+
+
+async def test_a_failure_whose_message_cannot_print_itself_is_still_logged() -> None:
+    class UnprintableError(Exception):
+        def __str__(self) -> str:
+            msg = "no text for you"
+            raise RuntimeError(msg)
+
+    async def unprintable(ctx: Context) -> None:
+        raise UnprintableError
+
+    with capture_logs() as logs:
+        await Job(unprintable).run()
+    [failed] = [log for log in logs if log["event"] == "anyjob.job_failed"]
+    assert "UnprintableError" in failed["error"]
+    assert "UnprintableError" in failed["exception"]
+    assert not [log for log in logs if log["event"] == "anyjob.hook_failed"]
+
+
+def test_structlogs_console_shows_the_traceback_below_the_line() -> None:
+    renderer = structlog.dev.ConsoleRenderer(colors=False)
+    trace = "Traceback (most recent call last):\n  File 'x.py', line 1\nValueError: nope\n"
+    line = renderer(None, "warning", {"event": "anyjob.job_failed", "job_id": "j", "exception": trace})
+    assert isinstance(line, str)
+    assert line.endswith("\n" + trace)

@@ -200,3 +200,87 @@ def test_a_record_with_good_timestamps_gives_exact_info() -> None:
     assert info.scheduled_at == datetime.fromtimestamp(NOW + 1, UTC)
     assert info.started_at == datetime.fromtimestamp(NOW + 2, UTC)
     assert info.duration == 3.0
+
+
+# -- updated, traceback, stale_after -------------------------------------------------------------
+
+
+def test_new_fields_default_to_none_and_positional_construction_still_works() -> None:
+    record = JobRecord("id", "n", State.CREATED, {}, None, 0, NOW, NOW, "o")
+    assert (record.updated, record.traceback, record.stale_after) == (None, None, None)
+    info = record.info()
+    assert (info.updated_at, info.traceback) == (info.created_at, None)
+    assert info.updated_at is info.created_at  # reused, not built again
+    assert list(info.to_dict())[-2:] == ["updated_at", "traceback"]
+
+
+@pytest.mark.parametrize(
+    ("started", "ended", "updated", "expected"),
+    [
+        (None, None, None, NOW),
+        (NOW + 2, None, None, NOW + 2),
+        (NOW + 2, NOW + 5, None, NOW + 5),
+        (NOW + 2, None, NOW + 3, NOW + 3),
+        (NOW + 2, NOW + 5, NOW + 4, NOW + 5),  # a report before the end: the end is the latest
+        (NOW + 2, NOW + 5, NOW + 9, NOW + 9),
+        (NOW - 9, None, NOW - 5, NOW),  # times before the creation (a clock step): created wins
+    ],
+)
+def test_updated_at_is_the_latest_sign_of_life(
+    started: float | None, ended: float | None, updated: float | None, expected: float
+) -> None:
+    record = JobRecord(
+        "id",
+        "n",
+        State.RUNNING,
+        {},
+        None,
+        0,
+        NOW,
+        NOW + 1,
+        "o",
+        started=started,
+        ended=ended,
+        updated=updated,
+    )
+    info = record.info()
+    assert info.updated_at == datetime.fromtimestamp(expected, UTC)
+    for at in (info.created_at, info.started_at, info.ended_at):
+        if at == info.updated_at:
+            assert info.updated_at is at  # the datetime already built is reused
+    assert info.to_dict()["updated_at"] == datetime.fromtimestamp(expected, UTC).isoformat()
+
+
+def test_traceback_and_updated_at_in_to_dict_are_json_safe() -> None:
+    import json
+
+    record = JobRecord(
+        "id", "n", State.FAILED, {}, None, 0, NOW, NOW, "o", started=NOW, ended=NOW + 1, traceback="Tb\n"
+    )
+    data = record.info().to_dict()
+    assert (data["traceback"], data["updated_at"]) == (
+        "Tb\n",
+        datetime.fromtimestamp(NOW + 1, UTC).isoformat(),
+    )
+    json.dumps(data)
+
+
+@pytest.mark.parametrize("bad", [1e20, -1e20, math.nan, math.inf])
+def test_a_bad_updated_time_still_gives_info(bad: float) -> None:
+    record = JobRecord("id", "n", State.RUNNING, {}, None, 0, NOW, NOW, "o", started=NOW + 1, updated=bad)
+    info = record.info()
+    if bad > 0:  # later than any datetime
+        assert info.updated_at == MAX_UTC
+    else:  # earlier than the start (NaN: no time): the start is the latest sign of life
+        assert info.updated_at == datetime.fromtimestamp(NOW + 1, UTC)
+    info.to_dict()
+    # With every time bad (the clamped path), the latest clamped one.
+    broken = JobRecord("id", "n", State.RUNNING, {}, None, 0, -1e20, -1e20, "o", started=-1e20, updated=bad)
+    assert broken.info().updated_at in (MIN_UTC, MAX_UTC)
+
+
+def test_snapshot_clamps_a_far_updated_time() -> None:
+    from anyjob.stores._base import snapshot
+
+    record = JobRecord("id", "n", State.RUNNING, {}, None, 0, NOW, NOW, "o", updated=1e300)
+    assert snapshot(record).updated_at == MAX_UTC

@@ -7,11 +7,21 @@ from typing import Final
 
 from anyjob._limits import describe_error, printable_text
 
-__all__ = ["MAX_TRACEBACK_LENGTH", "error_text", "error_traceback"]
+__all__ = [
+    "MAX_STORED_TRACEBACK_LENGTH",
+    "MAX_TRACEBACK_LENGTH",
+    "error_text",
+    "error_traceback",
+    "traceback_text",
+]
 
 #: The longest traceback text :func:`error_traceback` gives, in characters.
 MAX_TRACEBACK_LENGTH: Final = 64 * 1024
+#: The longest traceback text :func:`traceback_text` gives (what a job record keeps), in characters.
+MAX_STORED_TRACEBACK_LENGTH: Final = 16 * 1024
 _NO_CUT: Final = 2**62
+#: Room kept for the line saying how much was left out.
+_MARKER_ROOM: Final = 100
 
 
 def error_text(error: BaseException) -> str:
@@ -31,14 +41,49 @@ def error_traceback(error: BaseException) -> str:
     :data:`MAX_TRACEBACK_LENGTH` (64 KiB) characters keeps its beginning and its end
     (where the error itself is) with a line saying how much was left out between.
     """
+    return _bounded_traceback(error, MAX_TRACEBACK_LENGTH)
+
+
+def traceback_text(error: BaseException) -> str:
+    """The formatted traceback of *error* as a job record keeps it; it never raises.
+
+    :func:`error_traceback` bounded to :data:`MAX_STORED_TRACEBACK_LENGTH` (16 KiB)
+    characters: ``traceback.format_exception`` (causes and contexts included), NUL
+    characters and lone surrogates escaped, so every store can keep it. A longer
+    traceback keeps its beginning and, mostly, its end (where the error itself is),
+    with a line ``... (N characters left out) ...`` between. When the exception cannot
+    be formatted at all (a broken ``__notes__``, nesting too deep), the text still
+    names its type and message, with the frames of its own traceback where those can
+    be formatted.
+    """
+    return _bounded_traceback(error, MAX_STORED_TRACEBACK_LENGTH)
+
+
+def _bounded_traceback(error: BaseException, limit: int) -> str:
     try:
         text = "".join(traceback.format_exception(error))
     except Exception as failure:  # noqa: BLE001 - a user's exception may break formatting
-        text = f"{error_text(error)}\n(the traceback could not be formatted: {type(failure).__qualname__})\n"
+        text = _fallback(error, failure)
     text = printable_text(text, max_length=_NO_CUT)  # escape only: the cut below keeps both ends
-    if len(text) > MAX_TRACEBACK_LENGTH:
-        head = MAX_TRACEBACK_LENGTH // 4
-        tail = MAX_TRACEBACK_LENGTH - head - 100
+    if len(text) > limit:
+        head = limit // 4
+        tail = limit - head - _MARKER_ROOM
         left_out = len(text) - head - tail
         text = f"{text[:head]}\n... ({left_out} characters left out) ...\n{text[-tail:]}"
     return text
+
+
+def _fallback(error: BaseException, failure: Exception) -> str:
+    """What :func:`_bounded_traceback` says of an exception ``format_exception`` failed on."""
+    try:
+        frames = "".join(traceback.format_tb(error.__traceback__))
+    except Exception:  # noqa: BLE001 - the frames are a bonus
+        frames = ""
+    cls = type(error)
+    try:
+        name = f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
+    except Exception:  # noqa: BLE001 - a metaclass may break even this
+        name = "an exception"
+    heading = f"Traceback (most recent call last):\n{frames}" if frames else ""
+    reason = type(failure).__qualname__
+    return f"{heading}{name}: {error_text(error)}\n(the full traceback could not be formatted: {reason})\n"

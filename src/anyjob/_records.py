@@ -284,6 +284,11 @@ class JobInfo:
         started_at: When its latest run started, or ``None``.
         ended_at: When its latest run ended, or ``None``.
         duration: Seconds from ``started_at`` to ``ended_at``, or ``None`` until it ended.
+        updated_at: When the job last showed a sign of life (UTC): the latest of
+            ``created_at``, ``started_at``, ``ended_at`` and its latest progress or message
+            report.
+        traceback: The formatted traceback of the latest run's error (bounded, storable
+            text), or ``None``.
     """
 
     id: str
@@ -303,6 +308,8 @@ class JobInfo:
     started_at: datetime | None
     ended_at: datetime | None
     duration: float | None
+    updated_at: datetime
+    traceback: str | None
 
     def to_dict(self) -> dict[str, Any]:
         """The info as JSON-safe values: the state as its value, datetimes as ISO 8601 strings."""
@@ -324,6 +331,8 @@ class JobInfo:
             "started_at": _iso(self.started_at),
             "ended_at": _iso(self.ended_at),
             "duration": self.duration,
+            "updated_at": _iso(self.updated_at),
+            "traceback": self.traceback,
         }
 
 
@@ -369,6 +378,13 @@ class JobRecord:
     :class:`JobInfo` snapshots and record copies, never its own records.
     ``owner`` is the id of the manager that runs the job; ``function`` names the
     function to run (a registered name, or a key only its owner knows).
+
+    ``updated`` is the POSIX time of the latest progress or message report (``None``
+    until one came); ``traceback`` the formatted traceback of the latest run's error
+    (see ``anyjob._error_text.traceback_text``); ``stale_after`` the seconds a
+    ``RUNNING`` or ``CANCELING`` record may go without a sign of life (its latest of
+    ``updated``, ``started``, ``created``) before :meth:`Store.expire_stale
+    <anyjob.stores.Store.expire_stale>` ends it as lost (``None``: never).
     """
 
     id: str
@@ -390,6 +406,9 @@ class JobRecord:
     started: float | None = None
     ended: float | None = None
     cancel_requested: bool = False
+    updated: float | None = None
+    traceback: str | None = None
+    stale_after: float | None = None
 
     def info(self) -> JobInfo:
         """A frozen snapshot of this record; it never raises.
@@ -401,18 +420,41 @@ class JobRecord:
         scheduled = self.scheduled
         started = self.started
         ended = self.ended
+        updated = self.updated
         try:
             created_at = datetime.fromtimestamp(created, UTC)
             # One datetime when created == scheduled: wait() and get() hand these out per call.
             scheduled_at = created_at if scheduled == created else datetime.fromtimestamp(scheduled, UTC)
-            started_at = None if started is None else datetime.fromtimestamp(started, UTC)
-            ended_at = None if ended is None else datetime.fromtimestamp(ended, UTC)
+            # updated_at reuses the latest of these; a new datetime only for a later report.
+            latest = created
+            updated_at = created_at
+            if started is None:
+                started_at = None
+            else:
+                started_at = datetime.fromtimestamp(started, UTC)
+                if started > latest:
+                    latest = started
+                    updated_at = started_at
+            if ended is None:
+                ended_at = None
+            else:
+                ended_at = datetime.fromtimestamp(ended, UTC)
+                if ended > latest:
+                    latest = ended
+                    updated_at = ended_at
+            if updated is not None and updated > latest:
+                updated_at = datetime.fromtimestamp(updated, UTC)
         except (OverflowError, ValueError, OSError):  # costs nothing until raised (3.11)
             # The rare path: every timestamp clamped, as from_timestamp() does.
             created_at = _clamped_datetime(created)
             scheduled_at = _clamped_datetime(scheduled)
             started_at = from_timestamp(started)
             ended_at = from_timestamp(ended)
+            updated_at = max(
+                time
+                for time in (created_at, started_at, ended_at, from_timestamp(updated))
+                if time is not None
+            )
         # Positional, in JobInfo's field order (cheaper than keywords).
         return JobInfo(
             self.id,
@@ -432,4 +474,6 @@ class JobRecord:
             started_at,
             ended_at,
             None if started is None or ended is None else max(ended - started, 0.0),
+            updated_at,
+            self.traceback,
         )

@@ -75,8 +75,10 @@ async def test_info_to_dict_is_json_safe(make_store: MakeStore) -> None:
         assert set(data) == {
             "id", "name", "state", "progress", "message", "labels", "params", "result", "error",
             "error_type", "priority", "attempts", "created_at", "scheduled_at", "started_at",
-            "ended_at", "duration",
+            "ended_at", "duration", "updated_at", "traceback",
         }  # fmt: skip
+        assert data["updated_at"] == data["ended_at"]  # nothing reported after its end
+        assert data["traceback"] is None
 
 
 async def test_ref_statistics_and_event_to_dict_are_json_safe(make_store: MakeStore) -> None:

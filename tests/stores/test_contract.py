@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import anyio
@@ -18,6 +19,7 @@ from conftest import POSTGRES_DSN
 pytestmark = pytest.mark.anyio
 
 _RUNNING = frozenset({State.RUNNING})
+_T = 1_700_000_000.0  # when support.record() creates its records
 
 
 async def _changes_until(feed: StoreFeed, done: Callable[[list[StoreChange]], bool]) -> list[StoreChange]:
@@ -261,4 +263,181 @@ class TestStoreContract:
         await other.insert(record("j1", owner="manager-b"))  # before the feed's first iteration
         seen = await _changes_until(feed, lambda seen: any(c.job_id == "j1" for c in seen))
         assert seen[-1].job_id == "j1"
+        feed.close()
+
+    # -- the fields of external jobs, and expire_stale ------------------------------------
+
+    async def test_updated_traceback_and_stale_after_round_trip(self, kit: StoreKit) -> None:
+        store = kit.store()
+        trace = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: é\n'
+        await store.insert(
+            record(
+                "full",
+                state=State.RUNNING,
+                started=_T + 5,
+                updated=_T + 7.5,
+                traceback=trace,
+                stale_after=30.0,
+            )
+        )
+        await store.insert(record("plain"))
+        reader = kit.new()
+        copy = await reader.get_record("full")
+        assert copy is not None
+        assert (copy.updated, copy.traceback, copy.stale_after) == (_T + 7.5, trace, 30.0)
+        plain = await reader.get_record("plain")
+        assert plain is not None
+        assert (plain.updated, plain.traceback, plain.stale_after) == (None, None, None)
+        info = await reader.get("full")
+        assert info is not None
+        assert (info.updated_at, info.traceback) == (datetime.fromtimestamp(_T + 7.5, UTC), trace)
+        assert info.to_dict()["updated_at"] == datetime.fromtimestamp(_T + 7.5, UTC).isoformat()
+        plain_info = await reader.get("plain")
+        assert plain_info is not None
+        assert (plain_info.updated_at, plain_info.traceback) == (plain_info.created_at, None)
+        [listed] = await reader.query(JobQuery(states=_RUNNING))
+        assert (listed.updated_at, listed.traceback) == (info.updated_at, trace)
+        assert await store.apply(
+            [RecordUpdate("plain", {"updated": 9.0, "traceback": "tb", "stale_after": 0.5})], origin="a"
+        ) == [True]
+        again = await reader.get_record("plain")
+        assert again is not None
+        assert (again.updated, again.traceback, again.stale_after) == (9.0, "tb", 0.5)
+        await store.apply(
+            [RecordUpdate("plain", {"updated": None, "traceback": None, "stale_after": None})], origin="a"
+        )
+        cleared = await reader.get_record("plain")
+        assert cleared is not None
+        assert (cleared.updated, cleared.traceback, cleared.stale_after) == (None, None, None)
+
+    async def test_expire_stale_ends_only_silent_executing_records(self, kit: StoreKit) -> None:
+        store = kit.store()
+        now = 1_700_000_100.0
+        old = now - 100
+        watched = {"stale_after": 10.0, "created": old - 5, "scheduled": old - 5}
+        for job_id, fields in {
+            "lost": {"state": State.RUNNING, "started": old},
+            "lost-updated": {"state": State.RUNNING, "started": old, "updated": now - 11},
+            "lost-unstarted": {"state": State.RUNNING},  # no start recorded: created counts
+            "lost-canceling": {"state": State.CANCELING, "started": old},
+            "fresh-updated": {"state": State.RUNNING, "started": old, "updated": now - 9},
+            "fresh-started": {"state": State.RUNNING, "started": now - 1},
+            "exactly": {"state": State.RUNNING, "started": now - 10},  # not older: left
+            "waiting": {"state": State.CREATED},
+            "done": {"state": State.SUCCEEDED, "started": old, "ended": old + 1},
+            "failed": {"state": State.FAILED, "started": old, "ended": old + 1, "error": "kept"},
+        }.items():
+            await store.insert(record(job_id, **{**watched, **fields}))
+        await store.insert(record("unwatched", state=State.RUNNING, started=old, created=old - 5))
+        before = await store.statistics()
+        assert before.by_state[State.RUNNING] == 7
+        ended = await kit.new().expire_stale(now, origin="manager-b")
+        assert sorted(ended) == ["lost", "lost-canceling", "lost-unstarted", "lost-updated"]
+        for job_id in ("lost", "lost-updated", "lost-unstarted"):
+            lost = await store.get_record(job_id)
+            assert lost is not None
+            assert (lost.state, lost.error_type, lost.error, lost.ended) == (
+                State.FAILED,
+                "JobLostError",
+                "no report for 10 s (stale_after)",
+                now,
+            )
+        canceled = await store.get_record("lost-canceling")
+        assert canceled is not None
+        assert (canceled.state, canceled.ended, canceled.error, canceled.error_type) == (
+            State.CANCELED,
+            now,
+            None,
+            None,
+        )
+        for job_id, state in {
+            "fresh-updated": State.RUNNING,
+            "fresh-started": State.RUNNING,
+            "exactly": State.RUNNING,
+            "waiting": State.CREATED,
+            "done": State.SUCCEEDED,
+            "failed": State.FAILED,
+            "unwatched": State.RUNNING,
+        }.items():
+            left = await store.get_record(job_id)
+            assert left is not None
+            assert (left.state, left.ended if state.is_executing else None) == (state, None)
+        failed = await store.get_record("failed")
+        assert failed is not None
+        assert (failed.error, failed.ended) == ("kept", old + 1)
+        stats = await store.statistics()
+        assert stats.total == before.total
+        assert (stats.by_state[State.RUNNING], stats.by_state[State.CANCELING]) == (4, 0)
+        assert (stats.by_state[State.FAILED], stats.by_state[State.CANCELED]) == (4, 1)
+        assert stats.active == 5  # four running, one waiting
+        assert stats.average_duration == (1 + 1 + 100 + 100 + 100) / 5  # lost-unstarted has no start
+        assert (await store.statistics(name="job")).by_state[State.FAILED] == 4
+        assert await store.expire_stale(now, origin="manager-b") == []  # nothing left to end
+        assert [info.id for info in await store.query(JobQuery(states=frozenset({State.CANCELED})))] == [
+            "lost-canceling"
+        ]
+
+    async def test_expire_stale_lets_a_stored_cancel_request_win(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.insert(record("asked", state=State.RUNNING, started=1.0, stale_after=0.5))
+        assert await store.request_cancel("asked", origin="manager-b") is State.RUNNING
+        assert await store.expire_stale(2.0, origin="manager-a") == ["asked"]
+        asked = await kit.new().get_record("asked")
+        assert asked is not None
+        assert (asked.state, asked.ended, asked.error_type, asked.error) == (
+            State.CANCELED,
+            2.0,
+            "JobLostError",
+            "no report for 0.5 s (stale_after)",
+        )
+
+    async def test_expire_stale_watches_records_given_stale_after_later(self, kit: StoreKit) -> None:
+        store = kit.store()
+        await store.insert(record("later", state=State.RUNNING, started=1.0))
+        assert await store.expire_stale(100.0, origin="a") == []
+        await store.apply([RecordUpdate("later", {"stale_after": 5.0})], origin="a")
+        assert await store.expire_stale(5.5, origin="a") == []
+        await store.apply([RecordUpdate("later", {"updated": 50.0})], origin="a")
+        assert await store.expire_stale(54.0, origin="a") == []
+        assert await store.expire_stale(56.0, origin="a") == ["later"]
+        # A retried job is watched again.
+        await store.apply(
+            [
+                RecordUpdate(
+                    "later", {"state": State.RUNNING, "started": 60.0, "ended": None, "updated": None}
+                )
+            ],
+            origin="a",
+        )
+        assert await store.expire_stale(64.0, origin="a") == []
+        assert await store.expire_stale(66.0, origin="a") == ["later"]
+        # A deleted one is forgotten.
+        assert await store.delete("later", origin="a") is State.FAILED
+        assert await store.expire_stale(1e9, origin="a") == []
+
+    async def test_expire_stale_reaches_other_origins_feeds(self, kit: StoreKit) -> None:
+        mine = kit.store()
+        other = kit.new()
+        await mine.open()
+        feed = mine.subscribe("manager-a")
+        await mine.insert(record("j1", owner="manager-a", state=State.RUNNING, started=1.0, stale_after=1.0))
+        await mine.insert(
+            record("j2", owner="manager-a", state=State.CANCELING, started=1.0, stale_after=1.0)
+        )
+        assert sorted(await other.expire_stale(10.0, origin="manager-b")) == ["j1", "j2"]
+        seen = await _changes_until(
+            feed,
+            lambda seen: (
+                {c.job_id for c in seen if c.info is not None and c.info.state.is_done} == {"j1", "j2"}
+            ),
+        )
+        ends = {c.job_id: c.info for c in seen if c.info is not None and c.info.state.is_done}
+        assert ends["j1"] is not None
+        assert (ends["j1"].state, ends["j1"].error_type, ends["j1"].ended_at) == (
+            State.FAILED,
+            "JobLostError",
+            datetime.fromtimestamp(10.0, UTC),
+        )
+        assert ends["j2"] is not None
+        assert ends["j2"].state is State.CANCELED
         feed.close()

@@ -1,7 +1,9 @@
-"""A database made by an older anyjob (layout version 1) is brought up to date in place when opened.
+"""A database made by an older anyjob (layout version 1 or 2) is brought up to date in place when opened.
 
 Version 2 added ``anyjob_changes.final``: the deleted row, so feeds tell how a deleted job ended.
-The version-1 tables below are the DDL as version 1 wrote it (frozen here, not derived).
+Version 3 added ``anyjob_jobs.updated``, ``traceback`` and ``stale_after`` (external jobs).
+The version-1 and version-2 tables below are the DDL as those versions wrote it (frozen here,
+not derived from the code under test).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 from tests.stores.support import record
 
 from anyjob import State
-from anyjob.stores import JobQuery, PostgresStore, SQLiteStore, StoreChange, StoreFeed
+from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore, StoreChange, StoreFeed
 from anyjob.stores._connection import SCHEMA_VERSION
 from conftest import POSTGRES_DSN
 
@@ -63,6 +65,9 @@ CREATE TABLE IF NOT EXISTS anyjob_changes (
     at {real} NOT NULL
 );
 """
+#: Version 2: version 1 with the change log's ``final`` column.
+_V2_SCHEMA = _V1_SCHEMA.replace("    at {real} NOT NULL\n);", "    at {real} NOT NULL,\n    final TEXT\n);")
+assert _V2_SCHEMA != _V1_SCHEMA
 # One finished job as version 1 stored it (labels, params and result as JSON text).
 _V1_JOB = (
     "INSERT INTO anyjob_jobs (id, name, state, labels, params, priority, created, scheduled, owner,"
@@ -72,8 +77,8 @@ _V1_JOB = (
 )
 
 
-def _statements(**types: str) -> list[str]:
-    return [statement for statement in _V1_SCHEMA.format(**types).split(";") if statement.strip()]
+def _statements(schema: str = _V1_SCHEMA, **types: str) -> list[str]:
+    return [statement for statement in schema.format(**types).split(";") if statement.strip()]
 
 
 def _make_v1_sqlite(path: pathlib.Path) -> None:
@@ -200,6 +205,173 @@ async def test_a_deletion_logged_without_its_final_info_is_still_reported(tmp_pa
             conn.commit()
         seen = await _changes_until(feed, lambda seen: any(c.job_id == "elsewhere" for c in seen))
         assert [(c.job_id, c.info, c.final) for c in seen] == [("elsewhere", None, None)]
+        feed.close()
+    finally:
+        store.close()
+
+
+# -- version 2 to 3 ------------------------------------------------------------------------------
+
+_SQLITE_TYPES = {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "id": "TEXT"}
+_POSTGRES_TYPES = {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY", "id": 'TEXT COLLATE "C"'}
+# A job running under a manager of version 2 (no stale_after: never expired).
+_V2_RUNNING = (
+    "INSERT INTO anyjob_jobs (id, name, state, labels, params, priority, created, scheduled, owner,"
+    " function, progress, message, result, error, error_type, attempts, started, ended, cancel_requested)"
+    " VALUES ('busy', 'job', 'running', '{}', 'null', 0, 1700000000.0, 1700000000.0, 'v2',"
+    " 'fn', 0.5, 'half', 'null', NULL, NULL, 1, 1700000001.0, NULL, 0)"
+)
+_ADDED = {"updated", "traceback", "stale_after"}
+
+
+def _make_v2_sqlite(path: pathlib.Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for statement in _statements(_V2_SCHEMA, **_SQLITE_TYPES):
+            conn.execute(statement)
+        conn.execute(_V1_JOB)
+        conn.execute(_V2_RUNNING)
+        conn.execute("INSERT INTO anyjob_labels (job_id, key, value) VALUES ('old', 'k', 'v')")
+        conn.execute("PRAGMA user_version = 2")
+        conn.commit()
+
+
+def _make_v2_postgres(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute("CREATE TABLE anyjob_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO anyjob_meta (key, value) VALUES ('schema_version', '2')")
+        for statement in _statements(_V2_SCHEMA, **_POSTGRES_TYPES):
+            conn.execute(statement.encode())
+        conn.execute(_V1_JOB.encode())
+        conn.execute(_V2_RUNNING.encode())
+        conn.execute("INSERT INTO anyjob_labels (job_id, key, value) VALUES ('old', 'k', 'v')")
+
+
+def _sqlite_job_columns(path: pathlib.Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {row[1] for row in conn.execute("PRAGMA table_info(anyjob_jobs)")}
+
+
+def _postgres_job_columns(schema: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            (schema, "anyjob_jobs"),
+        ).fetchall()
+    return {column for (column,) in rows}
+
+
+async def _reads_version_2_rows(make: Callable[[], SQLiteStore | PostgresStore]) -> None:
+    """Opened at once by several processes; the old rows read with the new fields ``None``."""
+    stores = [make() for _ in range(3)]
+    try:
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+                tg.start_soon(store.open)
+        store = stores[0]
+        for job_id in ("old", "busy"):
+            copy = await store.get_record(job_id)
+            assert copy is not None
+            assert (copy.updated, copy.traceback, copy.stale_after) == (None, None, None)
+            info = await store.get(job_id)
+            assert info is not None
+            assert info.traceback is None
+        old = await store.get("old")
+        busy = await store.get("busy")
+        assert old is not None
+        assert busy is not None
+        assert (old.state, old.result, old.updated_at) == (State.SUCCEEDED, "out", old.ended_at)
+        assert (busy.state, busy.message, busy.updated_at) == (State.RUNNING, "half", busy.started_at)
+        assert {info.id for info in await store.query(JobQuery())} == {"old", "busy"}
+        # No stale_after: never expired, however old.
+        assert await store.expire_stale(9e9, origin="manager-a") == []
+        # The new columns take writes, and expire_stale finds what has them.
+        other = stores[1]
+        assert await other.apply(
+            [RecordUpdate("busy", {"stale_after": 5.0, "updated": 1_700_000_010.0})], origin="manager-b"
+        ) == [True]
+        assert await store.expire_stale(1_700_000_014.0, origin="manager-a") == []
+        assert await store.expire_stale(1_700_000_016.0, origin="manager-a") == ["busy"]
+        lost = await other.get_record("busy")
+        assert lost is not None
+        assert (lost.state, lost.error_type, lost.ended) == (State.FAILED, "JobLostError", 1_700_000_016.0)
+        await store.insert(record("new", traceback="tb", stale_after=1.0))
+        new = await other.get_record("new")
+        assert new is not None
+        assert (new.traceback, new.stale_after) == ("tb", 1.0)
+    finally:
+        for store in stores:
+            store.close()
+
+
+async def test_a_version_2_sqlite_file_gains_the_columns_of_version_3(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "jobs.db"
+    _make_v2_sqlite(path)
+    assert _sqlite_layout(path) == (2, {"seq", "job_id", "origin", "at", "final"})
+    assert not _sqlite_job_columns(path) & _ADDED
+    await _reads_version_2_rows(lambda: SQLiteStore(path, poll_interval=0.01))
+    assert _sqlite_layout(path) == (SCHEMA_VERSION, {"seq", "job_id", "origin", "at", "final"})
+    assert _sqlite_job_columns(path) >= _ADDED
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(anyjob_jobs)")}
+    assert "anyjob_jobs_stale" in indexes
+
+
+@pytest.mark.postgres
+async def test_a_version_2_postgres_schema_gains_the_columns_of_version_3(postgres_schema: str) -> None:
+    _make_v2_postgres(postgres_schema)
+    assert _postgres_layout(postgres_schema) == (2, {"seq", "job_id", "origin", "at", "final"})
+    assert not _postgres_job_columns(postgres_schema) & _ADDED
+    await _reads_version_2_rows(
+        lambda: PostgresStore(POSTGRES_DSN, schema=postgres_schema, poll_interval=0.01)
+    )
+    assert _postgres_layout(postgres_schema) == (SCHEMA_VERSION, {"seq", "job_id", "origin", "at", "final"})
+    assert _postgres_job_columns(postgres_schema) >= _ADDED
+
+
+async def test_a_version_1_sqlite_file_gains_the_columns_of_version_3_too(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "jobs.db"
+    _make_v1_sqlite(path)
+    store = SQLiteStore(path, poll_interval=0.01)
+    try:
+        old = await store.get_record("old")
+    finally:
+        store.close()
+    assert old is not None
+    assert (old.updated, old.traceback, old.stale_after) == (None, None, None)
+    assert _sqlite_job_columns(path) >= _ADDED
+
+
+async def test_a_deletion_logged_by_version_2_reads_without_the_new_fields(tmp_path: pathlib.Path) -> None:
+    """A version-2 process still running on the migrated file logs a final row without them."""
+    path = tmp_path / "jobs.db"
+    store = SQLiteStore(path, poll_interval=0.01)
+    try:
+        await store.open()
+        feed = store.subscribe("manager-a")
+        final = (
+            '{"id":"v2","name":"job","state":"succeeded","labels":"{}","params":"null","priority":0,'
+            '"created":1700000000.0,"scheduled":1700000000.0,"owner":"v2","function":"fn","progress":1.0,'
+            '"message":null,"result":"\\"out\\"","error":null,"error_type":null,"attempts":1,'
+            '"started":1700000001.0,"ended":1700000002.0,"cancel_requested":0}'
+        )
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute(
+                "INSERT INTO anyjob_changes (job_id, origin, at, final) VALUES ('v2', 'old', 1.0, ?)",
+                (final,),
+            )
+            conn.commit()
+        seen = await _changes_until(feed, lambda seen: any(c.job_id == "v2" for c in seen))
+        [gone] = seen
+        assert gone.info is None
+        assert gone.final is not None
+        assert (gone.final.state, gone.final.result, gone.final.traceback) == (State.SUCCEEDED, "out", None)
+        assert gone.final.updated_at == gone.final.ended_at
         feed.close()
     finally:
         store.close()

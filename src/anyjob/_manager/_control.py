@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 from typing import Final, final
 
 from anyjob._exceptions import JobNotFoundError, JobStateError
+from anyjob._kinds import EXTERNAL, TRACKED
 from anyjob._manager._entry import Entry
+from anyjob._manager._external import Reports
 from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import BatchSink, MemorySink
 from anyjob._manager._specs import SpecRegistry
 from anyjob._manager._waiters import Waiters
-from anyjob._records import JobRef
+from anyjob._records import JobRecord, JobRef
 from anyjob._state import State
 from anyjob.stores._base import Store
 
@@ -34,7 +36,7 @@ class Control:
     the store what another manager's job's does.
     """
 
-    __slots__ = ("_origin", "_recorder", "_registry", "_sink", "_store", "_waiters")
+    __slots__ = ("_origin", "_recorder", "_registry", "_reports", "_sink", "_store", "_waiters")
 
     def __init__(  # noqa: PLR0917 - the parts it coordinates, each its own owner
         self,
@@ -44,6 +46,7 @@ class Control:
         recorder: Recorder,
         registry: SpecRegistry,
         waiters: Waiters,
+        reports: Reports,
     ) -> None:
         self._origin = origin
         self._store = store
@@ -51,6 +54,7 @@ class Control:
         self._recorder = recorder
         self._registry = registry
         self._waiters = waiters
+        self._reports = reports
 
     async def cancel(self, job_id: str) -> bool:
         """``JobManager.cancel``: True when this call canceled the job (from any manager)."""
@@ -67,15 +71,17 @@ class Control:
         entry = self._recorder.entries.get(job_id)
         if entry is not None:
             self._recorder.cancel_stored(entry, before)
-        elif before is _CREATED:
-            self._waiters.wake(job_id, None)  # it is CANCELED in the store now
+        elif before is _CREATED or before is _RUNNING:
+            if before is _CREATED:
+                self._waiters.wake(job_id, None)  # it is CANCELED in the store now
+            await self._reports.canceled(job_id)  # an external job: who listens here learns it
         return before is _CREATED or before is _RUNNING
 
-    async def retry(self, job_id: str) -> tuple[JobRef, Entry]:
+    async def retry(self, job_id: str) -> tuple[JobRef, Entry | None]:
         """``JobManager.retry``: requeue a FAILED or CANCELED job here; its ref and new entry.
 
         The entry is live and not yet queued: the caller queues it (or, when the manager
-        closed meanwhile, abandons it).
+        closed meanwhile, abandons it). An external job has none: it waits for its reporter.
         """
         record = await self._sink.record(job_id)
         if record is None:
@@ -86,6 +92,11 @@ class Control:
                 "not failed or canceled"
             )
             raise JobStateError(msg, job_id=job_id)
+        if record.function == TRACKED:
+            msg = f"cannot retry job {record.name!r} ({job_id}): a tracked block cannot run again"
+            raise JobStateError(msg, job_id=job_id)
+        if record.owner == EXTERNAL:
+            return await self._requeue_external(record), None
         spec = self._registry.for_retry(record)
         if job_id in self._recorder.entries or self._sink.busy(job_id):
             # Retried here meanwhile (a cancelled requeue withdraws what it may have written).
@@ -97,6 +108,18 @@ class Control:
             raise JobStateError(msg, job_id=job_id)
         entry = self._recorder.requeued(record, spec, fields)
         return JobRef(job_id, record.name, datetime.fromtimestamp(record.scheduled, UTC)), entry
+
+    async def _requeue_external(self, record: JobRecord) -> JobRef:
+        job_id = record.id
+        if self._sink.busy(job_id):
+            msg = f"cannot retry job {record.name!r} ({job_id}): it is being retried"
+            raise JobStateError(msg, job_id=job_id)
+        fields = self._reports.requeue_fields(record)
+        if not await self._sink.requeue(job_id, fields, _RETRYABLE):
+            msg = f"cannot retry job {record.name!r} ({job_id}): it changed meanwhile"
+            raise JobStateError(msg, job_id=job_id)
+        self._reports.requeued(record, fields)
+        return JobRef(job_id, record.name, datetime.fromtimestamp(fields["scheduled"], UTC))
 
     async def delete(self, job_id: str) -> None:
         """``JobManager.delete``: delete one finished job of any manager sharing the store."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self, final
@@ -20,39 +19,37 @@ from anyjob._exceptions import JobError, ManagerClosedError
 from anyjob._ids import new_id
 from anyjob._job import _current_async_library
 from anyjob._limits import (
-    check_created,
     check_id,
     check_labels,
-    check_page,
 )
-from anyjob._manager._completion import AsCompleted, check_ids
 from anyjob._manager._control import Control
 from anyjob._manager._entry import Entry
+from anyjob._manager._external import Reports
 from anyjob._manager._follower import Follower
 from anyjob._manager._intake import new_record
 from anyjob._manager._lifecycle import (
     Phase,
     check_concurrency,
-    check_filter_name,
-    check_states,
     interrupt_of,
     open_store,
     retain,
 )
+from anyjob._manager._outside import OutsideWork
 from anyjob._manager._pool import WorkerPool
 from anyjob._manager._publisher import Publisher
+from anyjob._manager._queries import Queries
 from anyjob._manager._queues import DelayedQueue, ReadyQueue
 from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import make_sink
 from anyjob._manager._specs import JobFunction, SpecRegistry
 from anyjob._manager._stats import ManagerStatistics, snapshot
 from anyjob._manager._waiters import Waiters
-from anyjob._records import JobInfo, JobRef, JobStatistics
+from anyjob._records import JobRef
 from anyjob._retry import Retry, as_retry
 from anyjob._signal import Signal
 from anyjob._state import State
 from anyjob._time import to_seconds
-from anyjob.stores._base import JobQuery, Store
+from anyjob.stores._base import Store
 from anyjob.stores._memory import MemoryStore
 
 __all__ = ["JobManager", "ManagerStatistics"]
@@ -64,7 +61,7 @@ _NO_LABELS: Final = check_labels(None)
 
 
 @final
-class JobManager:
+class JobManager(Queries, OutsideWork):
     """Tracks many jobs by id: submit, status, wait, list, stats, cancel, retry, cleanup, events.
 
     Use it as an async context manager. Jobs run in worker tasks the manager
@@ -128,8 +125,9 @@ class JobManager:
         )
         self._pool = WorkerPool(ReadyQueue(), self._recorder, self._sink, max_concurrency)
         self._follower = Follower(self._recorder, self._publisher, self._waiters)
+        self._reports = Reports(self._origin, store, self._sink, self._publisher, self._waiters)
         self._control = Control(
-            self._origin, store, self._sink, self._recorder, self._registry, self._waiters
+            self._origin, store, self._sink, self._recorder, self._registry, self._waiters, self._reports
         )
         self._checkpoint: Checkpoint = anyio.lowlevel.checkpoint  # the backend's, once entered
         self._backend = ""  # the async library it runs on, once entered
@@ -182,6 +180,7 @@ class JobManager:
         feed = await open_store(self._store, self._origin)  # StoreError: nothing to unwind yet
         context = contextvars.copy_context()
         self._checkpoint = self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
+        self._reports.checkpoint = self._checkpoint
         self._backend = _current_async_library()
         tg = anyio.create_task_group()
         await tg.__aenter__()  # nothing fails from here on: the group is always left in __aexit__
@@ -191,6 +190,7 @@ class JobManager:
         tg.start_soon(self._sink.run)
         tg.start_soon(self._delayed.run, self._pool.push)
         tg.start_soon(self._follower.run, feed)
+        tg.start_soon(self._reports.sweep)
         if self._retention is not None:
             tg.start_soon(retain, self._sink, self._store, self._retention)
         return self
@@ -343,132 +343,6 @@ class JobManager:
         self._refuse("subscribe to events")
         return self._publisher.subscribe(id)
 
-    # -- queries -------------------------------------------------------------------------------
-
-    async def get(self, id: str) -> JobInfo | None:  # noqa: A002
-        """The job's :class:`~anyjob.JobInfo`, or ``None`` if no job has that id.
-
-        Raises:
-            ManagerClosedError: The manager was never entered.
-        """
-        check_id(id)
-        self._refuse("get a job", queries=True)
-        return await self._sink.get(id)
-
-    async def status(self, id: str) -> State | None:  # noqa: A002
-        """The job's state, or ``None`` if no job has that id."""
-        check_id(id)
-        self._refuse("get a job's status", queries=True)
-        entry = self._recorder.entries.get(id)
-        if entry is not None:
-            await self._checkpoint()
-            return entry.record.state
-        info = await self._sink.get(id)
-        return None if info is None else info.state
-
-    async def wait(self, id: str, timeout: float | timedelta | None = None) -> JobInfo | None:  # noqa: A002
-        """Wait until the job is done and return its info.
-
-        Event-driven: no polling. When *timeout* expires first, returns the
-        latest info (the job still executing or waiting). After the manager
-        closed, returns the stored info at once.
-
-        Returns:
-            The info, or ``None`` if no job has that id.
-
-        Raises:
-            ManagerClosedError: The manager was never entered.
-            TypeError, ValueError: Invalid *id* or *timeout*.
-        """
-        check_id(id)
-        seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
-        self._refuse("wait for a job", queries=True)
-        closed = self._phase is Phase.CLOSED
-        sink = self._sink
-        return await self._waiters.wait_for(
-            id, sink.get, seconds, closed=closed, read_is_last_await=sink.reads_now
-        )
-
-    def as_completed(self, ids: Iterable[str], timeout: float | timedelta | None = None) -> AsCompleted:
-        """An async iterator of the jobs' :class:`~anyjob.JobInfo`, one per id, as they finish.
-
-        Jobs already finished come first (in the order given), then each as it ends.
-        Waiting is event-driven, as :meth:`wait` is; every step is a checkpoint.
-        After the manager closed, yields the stored info of each job at once.
-
-        Raises:
-            ManagerClosedError: The manager was never entered.
-            TypeError, ValueError: Invalid *ids* (a str, an invalid id, one given twice) or *timeout*.
-            JobNotFoundError: (while iterating, before anything is yielded) an unknown id.
-            TimeoutError: (while iterating) *timeout* passed with jobs not finished.
-        """
-        checked = check_ids(ids)
-        seconds = math.inf if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
-        self._refuse("wait for jobs", queries=True)
-        return AsCompleted(
-            checked,
-            seconds,
-            waiters=self._waiters,
-            sink=self._sink,
-            live=self._recorder.entries,
-            closed=lambda: self._phase is Phase.CLOSED,
-            checkpoint=self._checkpoint,
-        )
-
-    async def list(
-        self,
-        *,
-        state: State | Iterable[State] | None = None,
-        name: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[JobInfo]:
-        """Jobs matching every filter given, newest first.
-
-        Args:
-            state: One :class:`~anyjob.State` or several.
-            name: Only jobs with this name.
-            labels: Only jobs having all these pairs.
-            created_after: Only jobs created after this aware datetime.
-            created_before: Only jobs created before this aware datetime.
-            limit: At most this many (1..1000).
-            offset: Skip this many first (>= 0).
-
-        Raises:
-            ManagerClosedError: The manager was never entered.
-            TypeError, ValueError: An invalid filter.
-        """
-        limit, offset = check_page(limit, offset)
-        query = JobQuery(
-            states=check_states(state),
-            name=check_filter_name(name),
-            labels=None if labels is None else check_labels(labels),
-            created_after=check_created(created_after, "created_after"),
-            created_before=check_created(created_before, "created_before"),
-            limit=limit,
-            offset=offset,
-        )
-        self._refuse("list jobs", queries=True)
-        await self._sink.settle()
-        return await self._store.query(query)
-
-    async def stats(
-        self, *, name: str | None = None, labels: Mapping[str, str] | None = None
-    ) -> JobStatistics:
-        """Counts over the jobs (all, or those with *name* and/or all *labels*).
-
-        Raises:
-            ManagerClosedError: The manager was never entered.
-        """
-        name = check_filter_name(name)
-        checked = None if labels is None else check_labels(labels)
-        self._refuse("count jobs", queries=True)
-        await self._sink.settle()
-        return await self._store.statistics(name=name, labels=checked)
-
     # -- control ---------------------------------------------------------------------------------
 
     async def cancel(self, id: str) -> bool:  # noqa: A002
@@ -503,6 +377,8 @@ class JobManager:
         check_id(id)
         self._refuse("retry a job")
         ref, entry = await self._control.retry(id)
+        if entry is None:  # an external job: waiting for its reporter, not for a worker
+            return ref
         if self._phase is Phase.CLOSED:
             await self._abandon(entry, "retry a job")
         self._pool.push(entry)

@@ -7,6 +7,7 @@ from typing import Any, Final, final
 import anyio
 import attrs
 
+from anyjob._error_text import traceback_text
 from anyjob._job import Context, Job, error_text
 from anyjob._manager._entry import Entry, Worker
 from anyjob._manager._publisher import Publisher
@@ -126,6 +127,8 @@ class Recorder:
             "result": None,
             "error": None,
             "error_type": None,
+            "traceback": None,
+            "updated": None,
             "started": None,
             "ended": None,
             "scheduled": _now(),
@@ -181,6 +184,7 @@ class Recorder:
         if error is not None:
             record.error = error_text(error)
             record.error_type = type(error).__qualname__
+            record.traceback = traceback_text(error)
         record.ended = _now()
         _become(record, state)
         self.retire(entry, error, emit=True)
@@ -191,6 +195,7 @@ class Recorder:
         record.progress = progress
         if message is not None:
             record.message = message
+        record.updated = _now()
         self._sink.changed(entry)
         if self._publisher.streams:
             self._publisher.record(record, progress=True)
@@ -212,6 +217,7 @@ class Recorder:
                 return
             record.progress = job.progress
             record.message = job.message
+            record.updated = _now()
             self._sink.changed(entry)
             if self._publisher.streams:
                 self._publisher.record(record, progress=True)
@@ -248,6 +254,7 @@ class Recorder:
         if error is not None:
             record.error = error_text(error)
             record.error_type = type(error).__qualname__
+            record.traceback = traceback_text(error)
         if record.state is not _CREATED:
             record.progress = job.progress
             record.message = job.message

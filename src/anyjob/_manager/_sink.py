@@ -42,6 +42,8 @@ _RUN_FIELDS: Final = (
     "attempts",
     "started",
     "ended",
+    "updated",
+    "traceback",
 )
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, final, runtime_checkable
 import attrs
 import structlog
 
+from anyjob._error_text import error_text, traceback_text
+
 if TYPE_CHECKING:
     from anyjob._state import State
 
@@ -110,7 +112,10 @@ class StructlogHook:
     Failures and scheduled retries are logged at warning level, the other state
     changes at debug level (only once the application configures structlog). The
     event name is the structlog event; the job's id and name, and where known the
-    duration, attempt, wait and error, are fields.
+    duration, attempt, wait and error, are fields. A failed job's warning also carries
+    the error's formatted traceback (bounded, see ``anyjob._error_text.traceback_text``)
+    as ``exception``, the field structlog's own ``format_exc_info`` fills, so its
+    renderers show it as a traceback; it is formatted only when the warning is logged.
     anyjob never configures structlog: filter these events in your own
     configuration, or silence them with ``set_hooks([])``.
     """
@@ -152,12 +157,23 @@ class StructlogHook:
             fields["attempt"] = event.attempt
         if event.wait is not None:
             fields["wait"] = round(event.wait, 6)
-        if event.error is not None:
-            fields["error"] = f"{type(event.error).__qualname__}: {event.error}"
+        error = event.error
+        if error is not None:
+            fields["error"] = f"{type(error).__qualname__}: {_message(error)}"
+            if event.name == JOB_FAILED:
+                fields["exception"] = traceback_text(error)
         if warn:
             logger.warning(event.name, **fields)
         else:
             logger.debug(event.name, **fields)
+
+
+def _message(error: BaseException) -> str:
+    """``str(error)``; for an ``__str__`` that raises, a text saying so (see ``error_text``)."""
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a user's __str__ may raise anything
+        return error_text(error)
 
 
 _DEFAULT: Final[tuple[Hook, ...]] = (StructlogHook(),)

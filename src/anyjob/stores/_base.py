@@ -8,6 +8,7 @@ from typing import Any, Final, Protocol, final, runtime_checkable
 
 import attrs
 
+from anyjob._exceptions import JobLostError
 from anyjob._records import JobInfo, JobRecord, JobStatistics
 from anyjob._state import State
 
@@ -17,7 +18,9 @@ __all__ = ["JobQuery", "RecordUpdate", "Store", "StoreChange", "StoreFeed"]
 #: outside them are clamped to them when a record is read.
 MIN_TIMESTAMP: Final = -62_135_596_800.0
 MAX_TIMESTAMP: Final = 253_402_300_799.0
-_TIMES: Final = ("created", "scheduled", "started", "ended")
+_TIMES: Final = ("created", "scheduled", "started", "ended", "updated")
+#: The ``error_type`` :meth:`Store.expire_stale` gives a lost job (``anyjob.JobLostError``'s name).
+LOST_ERROR_TYPE: Final = JobLostError.__qualname__
 
 
 def _us(timestamp: float) -> int:
@@ -34,6 +37,16 @@ def clamp_timestamp(value: float) -> float:
         msg = "a stored time is NaN"
         raise ValueError(msg)
     return MIN_TIMESTAMP if value < MIN_TIMESTAMP else min(value, MAX_TIMESTAMP)
+
+
+def lost_error(stale_after: float) -> str:
+    """The ``error`` :meth:`Store.expire_stale` gives a job silent for *stale_after* seconds.
+
+    ``"no report for 30 s (stale_after)"``: whole seconds without a fraction, the same
+    text in every store.
+    """
+    shown = int(stale_after) if stale_after.is_integer() and abs(stale_after) < 1e15 else stale_after  # noqa: PLR2004
+    return f"no report for {shown} s (stale_after)"
 
 
 def snapshot(record: JobRecord) -> JobInfo:
@@ -182,8 +195,11 @@ class Store(Protocol):
         """
         ...
 
-    async def insert(self, record: JobRecord) -> None:
+    async def insert(self, record: JobRecord, *, origin: str | None = None) -> None:
         """Add a new record; the store takes ownership of it.
+
+        The change goes to the feeds of every origin but *origin* (by default the
+        record's ``owner``: the manager that inserts the job it runs).
 
         Raises:
             anyjob.JobError: A record with that id exists.
@@ -239,7 +255,9 @@ class Store(Protocol):
         """Ask for a job to be canceled, whoever runs it; returns its state before, or ``None``.
 
         A waiting (``CREATED``) record becomes ``CANCELED`` at once; for a ``RUNNING``
-        one the request is recorded and reaches its owner through the feed. A
+        one the request is recorded and reaches its owner through the feed; a
+        ``RUNNING`` external job (``owner`` ``"<external>"``: no manager runs it)
+        becomes ``CANCELING`` with it, for its reporter to learn. A
         ``RUNNING`` record whose cancel was already requested answers ``CANCELING``
         (it is on its way there; nothing changes), so only the first request of a run
         answers ``RUNNING``: every manager tells "I canceled it" from "it was already
@@ -265,6 +283,34 @@ class Store(Protocol):
         """Delete finished records that ended before this POSIX time; returns how many.
 
         Every feed sees each deletion, with the record's final info.
+        """
+        ...
+
+    async def expire_stale(self, now: float, *, origin: str) -> list[str]:
+        """End every record whose runner went silent past its ``stale_after``; returns their ids.
+
+        A record is stale when ``stale_after`` is set, its state is ``RUNNING`` or
+        ``CANCELING``, and its last sign of life (``updated``, else ``started``, else
+        ``created``) is older than ``now - stale_after``. Atomically (one transaction in
+        a database), each stale record ends with ``ended = now``:
+
+        * a ``RUNNING`` one becomes ``FAILED``, with ``error_type`` ``"JobLostError"``
+          and ``error`` ``"no report for {stale_after} s (stale_after)"``; as in
+          :meth:`apply`, a stored cancel request wins: with ``cancel_requested`` it
+          becomes ``CANCELED`` instead (the error still written);
+        * a ``CANCELING`` one becomes ``CANCELED``.
+
+        Records without ``stale_after``, waiting (``CREATED``) and done records are never
+        touched. Like any write, each change reaches the feeds of origins other than
+        *origin* (as the record's end). A manager calls this about once a second, so it
+        is cheap when nothing is stale.
+
+        Args:
+            now: The current POSIX time.
+            origin: The id of the manager asking (its own feed is not told).
+
+        Raises:
+            anyjob.StoreError: The store failed (the cause chained); nothing changed.
         """
         ...
 

@@ -21,7 +21,7 @@ from anyjob._records import JobInfo, JobRecord
 from anyjob._signal import Signal
 from anyjob.stores._base import StoreChange, snapshot
 from anyjob.stores._connection import Connection, transaction
-from anyjob.stores._rows import FIELDS, dumps, from_row
+from anyjob.stores._rows import ADDED_FIELDS, FIELDS, dumps, from_row
 
 if TYPE_CHECKING:
     from anyjob.stores._sql import SQLStore
@@ -71,6 +71,8 @@ def _final_info(job_id: str, final: str) -> JobInfo:
         if not isinstance(row, dict):
             msg = f"a {type(row).__name__}, not an object"  # pyright: ignore[reportUnknownArgumentType]
             raise TypeError(msg)  # noqa: TRY301 - one message for every way it is broken
+        for name in ADDED_FIELDS:  # logged by an anyjob before they were added
+            row.setdefault(name, None)
         return snapshot(from_row(row))
     except (ValueError, TypeError, RecursionError) as exc:
         msg = f"cannot decode the final info logged for deleted job {job_id!r}: {exc!r}"

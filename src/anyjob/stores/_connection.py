@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS anyjob_jobs (
     attempts INTEGER NOT NULL,
     started {real},
     ended {real},
-    cancel_requested INTEGER NOT NULL
+    cancel_requested INTEGER NOT NULL,
+    updated {real},
+    traceback TEXT,
+    stale_after {real}
 );
 CREATE INDEX IF NOT EXISTS anyjob_jobs_by_state ON anyjob_jobs (state, created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS anyjob_jobs_by_name ON anyjob_jobs (name, created DESC, id DESC);
@@ -58,11 +61,25 @@ CREATE TABLE IF NOT EXISTS anyjob_changes (
 
 
 #: The layout of the tables, kept in the database. Version 2 added ``anyjob_changes.final``
-#: (the row of a deleted job as JSON, so feeds tell how it ended); an older database gets it
-#: on opening (:data:`FINAL_COLUMN`), under the same lock as the rest of the DDL.
-SCHEMA_VERSION: Final = 2
+#: (the row of a deleted job as JSON, so feeds tell how it ended); version 3 added
+#: ``anyjob_jobs.updated``, ``traceback`` and ``stale_after`` (all nullable, so an older
+#: anyjob still writing to the database leaves them ``NULL``). An older database gets
+#: what it misses on opening (:data:`FINAL_COLUMN`, :data:`JOB_COLUMNS`), under the same
+#: lock as the rest of the DDL, and then :data:`LATE_SCHEMA`.
+SCHEMA_VERSION: Final = 3
 #: The column version 2 added to ``anyjob_changes`` (``ALTER TABLE ... ADD COLUMN`` this).
 FINAL_COLUMN: Final = "final TEXT"
+#: The columns version 3 added to ``anyjob_jobs``: name and definition (with {real}).
+JOB_COLUMNS: Final = (
+    ("updated", "updated {real}"),
+    ("traceback", "traceback TEXT"),
+    ("stale_after", "stale_after {real}"),
+)
+#: What needs the columns of the latest version (run after an upgrade, and on every opening):
+#: the records ``expire_stale`` looks at, by state (few have ``stale_after``).
+LATE_SCHEMA: Final = (
+    "CREATE INDEX IF NOT EXISTS anyjob_jobs_stale ON anyjob_jobs (state) WHERE stale_after IS NOT NULL",
+)
 
 
 def schema_statements(**types: str) -> list[str]:

@@ -78,14 +78,18 @@ class Index:
     * ``totals`` and ``names[n]`` sum ``max(ended - started, 0)`` over the done records
       having both times (``totals.by_state`` is unused: the dicts' sizes are the counts);
     * ``finished`` holds every done record with an end time, in the order they ended;
-      it may also hold records deleted since or running again (skipped when met).
+      it may also hold records deleted since or running again (skipped when met);
+    * ``stale`` holds every record that had ``stale_after`` set when it was added or
+      changed (:meth:`add`, :meth:`change`) and is neither deleted nor seen done since
+      (``MemoryStore.expire_stale`` drops those it finds done), so that only these are
+      looked at for staleness.
 
     Every change to these goes through :meth:`add`, :meth:`move` (or :meth:`move_later`)
     and :meth:`remove`: nothing else touches them. ``records`` keeps insertion order,
     oldest first (queries walk it backwards).
     """
 
-    __slots__ = ("by_state", "finished", "names", "pending", "pending_from", "records", "totals")
+    __slots__ = ("by_state", "finished", "names", "pending", "pending_from", "records", "stale", "totals")
 
     def __init__(self) -> None:
         self.records: dict[str, JobRecord] = {}
@@ -93,6 +97,7 @@ class Index:
         self.names: dict[str, Tally] = {}
         self.totals = Tally()
         self.finished: deque[JobRecord] = deque()
+        self.stale: dict[str, JobRecord] = {}
         # One record whose move out of pending_from is put off (see move_later).
         self.pending: JobRecord | None = None
         self.pending_from: State = _CREATED
@@ -108,8 +113,15 @@ class Index:
         if named is None:
             named = self.names[record.name] = Tally()
         named.by_state[index] += 1
+        if record.stale_after is not None:  # watch(), inline: once per job
+            self.stale[job_id] = record
         if state is not _CREATED and state.is_done:  # a new job (CREATED) has no duration yet
             self._count_end(record, named)
+
+    def watch(self, record: JobRecord) -> None:
+        """Keep *record* (indexed) in ``stale`` if its ``stale_after`` is set."""
+        if record.stale_after is not None:
+            self.stale[record.id] = record
 
     def _count_end(self, record: JobRecord, named: Tally) -> None:
         ended = record.ended
@@ -188,6 +200,7 @@ class Index:
             old: Its ``(name, started, ended)`` when it was indexed.
         """
         old_name, old_started, old_ended = old
+        self.watch(record)
         old_named = self.names[old_name]
         was_done = old_state.is_done
         if was_done and (duration := _duration(old_started, old_ended)) is not None:
@@ -219,6 +232,8 @@ class Index:
         """Forget *record* (indexed, in a settled index); its place in ``finished`` is skipped later."""
         job_id = record.id
         del self.records[job_id]
+        if self.stale:
+            self.stale.pop(job_id, None)
         state = record.state
         del self.by_state[state._index][job_id]
         named = self.names[record.name]
@@ -248,6 +263,8 @@ class Index:
                 _check(id(record) in finished, f"{record.id!r} done but not queued for cleanup")
                 durations += record.started is not None
         _check({name: tally.by_state for name, tally in self.names.items()} == counts, "name counts")
+        for job_id, record in self.stale.items():
+            _check(records.get(job_id) is record, f"{job_id!r} watched for staleness but unknown")
         _check(self.totals.duration_count == durations, "duration count")
 
     def statistics(self, name: str | None) -> JobStatistics:

@@ -10,10 +10,11 @@ import anyio.lowlevel
 import attrs
 
 from anyjob._exceptions import JobError
+from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics, check_json_safe, now_timestamp
 from anyjob._signal import Signal
 from anyjob._state import State
-from anyjob.stores._base import JobQuery, RecordUpdate, StoreChange, snapshot
+from anyjob.stores._base import LOST_ERROR_TYPE, JobQuery, RecordUpdate, StoreChange, lost_error, snapshot
 from anyjob.stores._index import Index, Tally
 
 __all__ = ["MemoryStore"]
@@ -22,6 +23,7 @@ _CREATED: Final = State.CREATED
 _RUNNING: Final = State.RUNNING
 _CANCELING: Final = State.CANCELING
 _CANCELED: Final = State.CANCELED
+_FAILED: Final = State.FAILED
 #: Ends a stored cancel request overrides (see Store.apply).
 _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
 _FIELDS: Final = frozenset(field.name for field in attrs.fields(JobRecord)) - {"id"}
@@ -120,6 +122,11 @@ class MemoryStore:
     and writes them in place: :meth:`insert_now`, :attr:`reindex`,
     :attr:`reindex_later`, :meth:`notify`, :meth:`record_now`, :meth:`get_now`
     and :meth:`state_now`. Nothing there awaits.
+
+    :meth:`expire_stale` looks only at the records that had ``stale_after`` set when
+    they were inserted or updated through :meth:`apply` (not at every record): a
+    writer on the fast path sets ``stale_after`` before :meth:`insert_now`, or through
+    :meth:`apply`, never in place from ``None``.
     """
 
     reindex: Final[Callable[[JobRecord, State], None]]
@@ -155,7 +162,7 @@ class MemoryStore:
 
     # -- the in-process fast path of a JobManager -------------------------------------------
 
-    def insert_now(self, record: JobRecord) -> None:
+    def insert_now(self, record: JobRecord, origin: str | None = None) -> None:
         """:meth:`insert` without the ``await`` (the store is in memory).
 
         Raises:
@@ -166,8 +173,11 @@ class MemoryStore:
             raise JobError(msg, job_id=record.id)
         self._index.add(record)
         feeds = self._feeds
-        if feeds and (len(feeds) > 1 or feeds[0].origin != record.owner):
-            self._publish(record, record.owner)
+        if feeds:
+            if origin is None:
+                origin = record.owner
+            if len(feeds) > 1 or feeds[0].origin != origin:
+                self._publish(record, origin)
 
     def notify(self, record: JobRecord, origin: str) -> None:
         """Tell the feeds of origins other than *origin* that *record* changed (fast path).
@@ -203,13 +213,13 @@ class MemoryStore:
         """Nothing to connect to: a checkpoint, as every ``await`` of a library call is."""
         await anyio.lowlevel.checkpoint()
 
-    async def insert(self, record: JobRecord) -> None:
-        """Add a new record; the store takes ownership of it.
+    async def insert(self, record: JobRecord, *, origin: str | None = None) -> None:
+        """Add a new record; the store takes ownership of it (feeds but *origin*'s are told).
 
         Raises:
             JobError: A record with that id exists.
         """
-        self.insert_now(record)
+        self.insert_now(record, origin)
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order; for each, whether it applied.
@@ -271,6 +281,10 @@ class MemoryStore:
             if record.cancel_requested:
                 return _CANCELING  # asked already: on its way there
             record.cancel_requested = True
+            if record.owner == EXTERNAL:  # no manager runs it: CANCELING, for its reporter to learn
+                old = (record.name, record.started, record.ended)
+                record.state = _CANCELING
+                index.change(record, before, old)
         else:
             return before
         if self._feeds:
@@ -322,6 +336,50 @@ class MemoryStore:
             if self._feeds:
                 self._deleted(record, "")  # by nobody's manager: every feed
         return deleted
+
+    async def expire_stale(self, now: float, *, origin: str) -> list[str]:
+        """End every record whose runner went silent past its ``stale_after``; returns their ids.
+
+        See :meth:`Store.expire_stale <anyjob.stores.Store.expire_stale>`; after a
+        checkpoint, every change is made at once (nothing awaits in between).
+        """
+        await anyio.lowlevel.checkpoint()
+        index = self._index
+        index.settle()
+        watched = index.stale
+        if not watched:
+            return []
+        records = self._records
+        expired: list[str] = []
+        for job_id, record in list(watched.items()):
+            stale_after = record.stale_after
+            state = record.state
+            if stale_after is None or state.is_done or records.get(job_id) is not record:
+                del watched[job_id]  # nothing to watch any more (it is added again if that changes)
+                continue
+            if state is _CREATED:
+                continue
+            last = record.updated
+            if last is None:
+                last = record.started
+                if last is None:
+                    last = record.created
+            if not last < now - stale_after:
+                continue
+            old = (record.name, record.started, record.ended)
+            if state is _RUNNING:
+                record.state = _CANCELED if record.cancel_requested else _FAILED
+                record.error = lost_error(stale_after)
+                record.error_type = LOST_ERROR_TYPE
+            else:
+                record.state = _CANCELED
+            record.ended = now
+            index.change(record, state, old)
+            del watched[job_id]
+            if self._feeds:
+                self._publish(record, origin)
+            expired.append(job_id)
+        return expired
 
     async def get(self, job_id: str) -> JobInfo | None:
         """A snapshot of one record, or ``None``."""

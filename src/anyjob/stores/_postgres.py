@@ -8,15 +8,21 @@ import zlib
 from typing import Any, Final, final
 
 from anyjob._exceptions import StoreError
-from anyjob.stores._connection import FINAL_COLUMN, SCHEMA_VERSION, Connection, schema_statements
+from anyjob.stores._connection import (
+    FINAL_COLUMN,
+    JOB_COLUMNS,
+    LATE_SCHEMA,
+    SCHEMA_VERSION,
+    Connection,
+    schema_statements,
+)
 from anyjob.stores._sql import SQLStore
 
 __all__ = ["PostgresStore"]
 
 _IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_TABLES: Final = schema_statements(
-    real="DOUBLE PRECISION", serial="BIGSERIAL PRIMARY KEY", id='TEXT COLLATE "C"'
-)
+_TYPES: Final = {"real": "DOUBLE PRECISION", "serial": "BIGSERIAL PRIMARY KEY", "id": 'TEXT COLLATE "C"'}
+_TABLES: Final = schema_statements(**_TYPES)
 #: The session-level advisory lock held while any anyjob process creates its schema and
 #: tables (one fixed key: ``CREATE SCHEMA IF NOT EXISTS`` itself races without it).
 _SETUP_LOCK: Final = zlib.crc32(b"anyjob: schema setup")
@@ -147,8 +153,13 @@ class PostgresStore(SQLStore):
             raise StoreError(msg)
         for statement in _TABLES:
             raw.execute(statement)
-        if version < SCHEMA_VERSION:  # version 1 to 2: the change log's final column
+        if version < SCHEMA_VERSION:
+            # Version 1 to 2: the change log's final column; 2 to 3: the jobs' new columns.
             raw.execute(f"ALTER TABLE anyjob_changes ADD COLUMN IF NOT EXISTS {FINAL_COLUMN}")
+            for _, definition in JOB_COLUMNS:
+                raw.execute(f"ALTER TABLE anyjob_jobs ADD COLUMN IF NOT EXISTS {definition.format(**_TYPES)}")
+        for statement in LATE_SCHEMA:
+            raw.execute(statement)
         raw.execute(
             "INSERT INTO anyjob_meta (key, value) VALUES ('schema_version', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

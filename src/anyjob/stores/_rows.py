@@ -19,7 +19,11 @@ __all__: list[str] = []
 STATE_BY_VALUE: Final = {state.value: state for state in State}
 FIELDS: Final = tuple(field.name for field in attrs.fields(JobRecord))
 _JSON_FIELDS: Final = frozenset({"labels", "params", "result"})
-_TIME_FIELDS: Final = frozenset({"created", "scheduled", "started", "ended"})
+_TIME_FIELDS: Final = frozenset({"created", "scheduled", "started", "ended", "updated"})
+_FLOAT_FIELDS: Final = _TIME_FIELDS | {"stale_after"}
+#: The fields schema version 3 added: a row an older anyjob logged (a deletion's final info)
+#: may lack them, and reads as ``None`` for them.
+ADDED_FIELDS: Final = ("updated", "traceback", "stale_after")
 
 
 def dumps(value: Any) -> str:
@@ -58,8 +62,9 @@ def _value(name: str, stored: Any) -> Any:
         return STATE_BY_VALUE[stored]
     if name == "cancel_requested":
         return bool(stored)
-    if name in _TIME_FIELDS and stored is not None:
-        return clamp_timestamp(float(stored))
+    if stored is not None and name in _FLOAT_FIELDS:
+        number = float(stored)
+        return clamp_timestamp(number) if name in _TIME_FIELDS else number
     return stored
 
 

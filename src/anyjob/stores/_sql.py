@@ -17,10 +17,11 @@ from typing import Any, Final, TypeVar
 import anyio.to_thread
 
 from anyjob._exceptions import JobError, StoreError
+from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics, now_timestamp
 from anyjob._state import State
 from anyjob.stores import _changes
-from anyjob.stores._base import JobQuery, RecordUpdate
+from anyjob.stores._base import LOST_ERROR_TYPE, JobQuery, RecordUpdate, lost_error
 from anyjob.stores._changes import Feed, info_of, warn_undecodable
 from anyjob.stores._connection import Connection, head, seconds, transaction
 from anyjob.stores._rows import FIELDS, STATE_BY_VALUE, column, filters, from_row, to_row
@@ -33,6 +34,13 @@ _DONE: Final = (State.SUCCEEDED.value, State.FAILED.value, State.CANCELED.value)
 _ACTIVE: Final = (State.CREATED, State.RUNNING, State.CANCELING)
 #: Ends a stored cancel request overrides (see Store.apply).
 _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
+#: The records expire_stale ends: watched, executing, silent too long (the partial index
+#: anyjob_jobs_stale finds the first two among few rows).
+_STALE: Final = (
+    "FROM anyjob_jobs WHERE stale_after IS NOT NULL AND state IN (?, ?)"
+    " AND COALESCE(updated, started, created) < ? - stale_after"
+)
+_EXECUTING: Final = (State.RUNNING.value, State.CANCELING.value)
 #: Changes older than this many seconds are forgotten (a feed polls far more often)...
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
@@ -132,17 +140,18 @@ class SQLStore:
 
     # -- writing ----------------------------------------------------------------------
 
-    async def insert(self, record: JobRecord) -> None:
-        """Add a new record.
+    async def insert(self, record: JobRecord, *, origin: str | None = None) -> None:
+        """Add a new record (feeds but *origin*'s are told; by default the record's owner).
 
         Raises:
             JobError: A record with that id exists.
             StoreError: The database failed (the cause chained).
         """
-        await self._run(f"insert job {record.id!r}", self._insert, record)
-        self._poke(record.owner)
+        told = record.owner if origin is None else origin
+        await self._run(f"insert job {record.id!r}", self._insert, record, told)
+        self._poke(told)
 
-    def _insert(self, conn: Connection, record: JobRecord) -> None:
+    def _insert(self, conn: Connection, record: JobRecord, origin: str) -> None:
         row = to_row(record)
         with transaction(conn):
             try:
@@ -154,7 +163,7 @@ class SQLStore:
                 msg = f"a job with id {record.id!r} already exists"
                 raise JobError(msg, job_id=record.id) from None
             _insert_labels(conn, record.id, record.labels)
-            self._changed(conn, [record.id], record.owner)
+            self._changed(conn, [record.id], origin)
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order, in one transaction; for each, whether it applied.
@@ -218,7 +227,7 @@ class SQLStore:
     def _request_cancel(self, conn: Connection, job_id: str, origin: str) -> State | None:
         with transaction(conn):
             row = conn.execute(
-                f"SELECT state, cancel_requested FROM anyjob_jobs WHERE id = ?{conn.lock_row}",  # noqa: S608 - a constant
+                f"SELECT state, cancel_requested, owner FROM anyjob_jobs WHERE id = ?{conn.lock_row}",  # noqa: S608 - a constant
                 (job_id,),
             ).fetchone()
             if row is None:
@@ -232,7 +241,12 @@ class SQLStore:
             elif before is State.RUNNING:
                 if row["cancel_requested"]:
                     return State.CANCELING  # asked already: on its way there
-                conn.execute("UPDATE anyjob_jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+                # An external job (no manager runs it) becomes CANCELING, for its reporter to learn.
+                state = State.CANCELING if row["owner"] == EXTERNAL else State.RUNNING
+                conn.execute(
+                    "UPDATE anyjob_jobs SET cancel_requested = 1, state = ? WHERE id = ?",
+                    (state.value, job_id),
+                )
             else:
                 return before
             self._changed(conn, [job_id], origin)
@@ -279,6 +293,44 @@ class SQLStore:
             if ids:
                 self._changed(conn, ids, "", [_changes.final_of(row) for row in rows])
         return len(ids)
+
+    async def expire_stale(self, now: float, *, origin: str) -> list[str]:
+        """End every record whose runner went silent past its ``stale_after``; returns their ids.
+
+        See :meth:`Store.expire_stale <anyjob.stores.Store.expire_stale>`: one transaction,
+        taken only when a first read (without the write lock) finds a stale record.
+        """
+        expired = await self._run("end stale jobs", self._expire_stale, now, origin)
+        if expired:
+            self._poke(origin)
+        return expired
+
+    def _expire_stale(self, conn: Connection, now: float, origin: str) -> list[str]:
+        if conn.execute(f"SELECT 1 AS found {_STALE} LIMIT 1", (*_EXECUTING, now)).fetchone() is None:
+            return []
+        with transaction(conn):
+            rows = conn.execute(
+                f"SELECT id, state, stale_after, cancel_requested {_STALE}{conn.lock_row}",
+                (*_EXECUTING, now),
+            ).fetchall()
+            lost: list[tuple[str, str, str, float, str]] = []
+            canceled: list[tuple[str, float, str]] = []
+            for row in rows:
+                if row["state"] == State.RUNNING.value:
+                    end = State.CANCELED if row["cancel_requested"] else State.FAILED
+                    lost.append(
+                        (end.value, lost_error(float(row["stale_after"])), LOST_ERROR_TYPE, now, row["id"])
+                    )
+                else:
+                    canceled.append((State.CANCELED.value, now, row["id"]))
+            conn.executemany(
+                "UPDATE anyjob_jobs SET state = ?, error = ?, error_type = ?, ended = ? WHERE id = ?", lost
+            )
+            conn.executemany("UPDATE anyjob_jobs SET state = ?, ended = ? WHERE id = ?", canceled)
+            expired = [row["id"] for row in rows]
+            if expired:
+                self._changed(conn, expired, origin)
+        return expired
 
     # -- reading ------------------------------------------------------------------------
 

@@ -8,10 +8,19 @@ import time
 from typing import Final, final
 
 from anyjob._exceptions import StoreError
-from anyjob.stores._connection import FINAL_COLUMN, SCHEMA_VERSION, Connection, schema_statements, seconds
+from anyjob.stores._connection import (
+    FINAL_COLUMN,
+    JOB_COLUMNS,
+    LATE_SCHEMA,
+    SCHEMA_VERSION,
+    Connection,
+    schema_statements,
+    seconds,
+)
 from anyjob.stores._sql import SQLStore
 
-_TABLES: Final = schema_statements(real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT", id="TEXT")
+_TYPES: Final = {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "id": "TEXT"}
+_TABLES: Final = schema_statements(**_TYPES)
 
 __all__ = ["SQLiteStore"]
 
@@ -120,6 +129,8 @@ class SQLiteStore(SQLStore):
             if version < SCHEMA_VERSION:
                 _migrate(raw)
                 raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in LATE_SCHEMA:
+                raw.execute(statement)
         except BaseException:
             raw.execute("ROLLBACK")
             raise
@@ -155,10 +166,18 @@ class SQLiteStore(SQLStore):
 
 
 def _migrate(raw: sqlite3.Connection) -> None:
-    """Version 1 to 2: the change log's ``final`` column (SQLite has no ``ADD COLUMN IF NOT EXISTS``)."""
+    """The columns an older layout misses (SQLite has no ``ADD COLUMN IF NOT EXISTS``).
+
+    Version 1 to 2: the change log's ``final`` column; 2 to 3: the jobs' ``updated``,
+    ``traceback`` and ``stale_after``.
+    """
     columns = {row[1] for row in raw.execute("PRAGMA table_info(anyjob_changes)")}
     if "final" not in columns:
         raw.execute(f"ALTER TABLE anyjob_changes ADD COLUMN {FINAL_COLUMN}")
+    columns = {row[1] for row in raw.execute("PRAGMA table_info(anyjob_jobs)")}
+    for name, definition in JOB_COLUMNS:
+        if name not in columns:
+            raw.execute(f"ALTER TABLE anyjob_jobs ADD COLUMN {definition.format(**_TYPES)}")
 
 
 def _usable(raw: sqlite3.Connection) -> bool:

@@ -1,0 +1,361 @@
+"""External jobs: records no worker runs, reported into by id through any manager over the store.
+
+The store is the only owner of an external job's state: every report reads the record,
+decides by its state, and writes with that state expected (an atomic compare-and-set);
+when another report or a cancel got there first, it reads again. Nothing is kept here
+but how often to look for silent jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, final
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from anyjob._checkpoint import Checkpoint
+from anyjob._error_text import error_text, traceback_text
+from anyjob._exceptions import JobCanceledError, JobLostError, JobNotFoundError, JobStateError, StoreError
+from anyjob._ids import new_id
+from anyjob._kinds import EXTERNAL
+from anyjob._limits import (
+    check_labels,
+    check_message,
+    check_name,
+    check_new_id,
+    check_progress,
+    printable_text,
+)
+from anyjob._manager._publisher import Publisher
+from anyjob._manager._sink import BatchSink, MemorySink
+from anyjob._manager._waiters import Waiters
+from anyjob._records import JobInfo, JobRecord, JobRef, check_json_safe, now_timestamp
+from anyjob._signal import Signal
+from anyjob._state import State
+from anyjob._time import to_seconds
+from anyjob.instrumentation import _hooks
+from anyjob.stores._base import RecordUpdate, Store
+
+__all__ = ["Reports", "check_stale_after"]
+
+_CREATED: Final = State.CREATED
+_RUNNING: Final = State.RUNNING
+_CANCELING: Final = State.CANCELING
+_SUCCEEDED: Final = State.SUCCEEDED
+_FAILED: Final = State.FAILED
+_CANCELED: Final = State.CANCELED
+_NO_LABELS: Final = check_labels(None)
+#: How often an open manager looks for silent external jobs, at most (seconds).
+SWEEP_INTERVAL: Final = 1.0
+#: How often at the least, whatever ``stale_after`` a job was given.
+MIN_SWEEP_INTERVAL: Final = 0.01
+#: A report that keeps losing the race to other writes of the same job gives up after this many reads.
+_TRIES: Final = 100
+_END_EVENTS: Final = {
+    _SUCCEEDED: _hooks.JOB_SUCCEEDED,
+    _FAILED: _hooks.JOB_FAILED,
+    _CANCELED: _hooks.JOB_CANCELED,
+}
+
+Fields = dict[str, Any]
+
+
+def check_stale_after(value: object) -> float | None:
+    """``stale_after``: ``None``, or a positive, finite number of seconds (or a ``timedelta``).
+
+    Raises:
+        TypeError: Not a number nor a ``timedelta``.
+        ValueError: Zero, negative, NaN or infinite.
+    """
+    if value is None:
+        return None
+    seconds = to_seconds(value, "stale_after")
+    if seconds <= 0.0:
+        msg = f"stale_after must be more than 0 seconds, got {seconds!r}"
+        raise ValueError(msg)
+    return seconds
+
+
+def _error_parts(error: object) -> tuple[str, str | None, str | None, BaseException | None]:
+    """``fail``'s *error*: (message, error_type, traceback, the exception for hooks).
+
+    Raises:
+        TypeError: Neither a str nor an exception.
+    """
+    if isinstance(error, str):
+        return printable_text(error), None, None, None
+    if isinstance(error, BaseException):
+        tb = traceback_text(error) if error.__traceback__ is not None else None
+        return error_text(error), type(error).__qualname__, tb, error
+    msg = f"error must be a str or an exception, not {type(error).__name__}"
+    raise TypeError(msg)
+
+
+@final
+class Reports:
+    """``create``, ``update``, ``complete``, ``fail`` of external jobs, and their ``stale_after`` sweep.
+
+    Changes made here reach this manager's events, waiters and hooks from here (the
+    store's feed tells only the other managers); the others learn them from their feed.
+    """
+
+    __slots__ = (
+        "_origin",
+        "_publisher",
+        "_shortened",
+        "_sink",
+        "_store",
+        "_waiters",
+        "checkpoint",
+        "sweep_interval",
+    )
+
+    def __init__(
+        self,
+        origin: str,
+        store: Store,
+        sink: MemorySink | BatchSink,
+        publisher: Publisher,
+        waiters: Waiters,
+    ) -> None:
+        self._origin = origin
+        self._store = store
+        self._sink = sink
+        self._publisher = publisher
+        self._waiters = waiters
+        #: How long the sweep sleeps between two looks; shortened by jobs with a short ``stale_after``.
+        self.sweep_interval = SWEEP_INTERVAL
+        self._shortened = Signal()  # the sweep sleeps less from now on: it looks again at once
+        self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
+
+    # -- create ------------------------------------------------------------------------
+
+    def new_record(
+        self,
+        name: object,
+        params: Any,
+        *,
+        labels: Mapping[str, str] | None,
+        job_id: str | None,
+        message: str | None,
+        stale_after: float | timedelta | None,
+        labels_of: Callable[[Mapping[str, str]], Mapping[str, str]],
+    ) -> JobRecord:
+        """The CREATED record of a new external job, every argument validated.
+
+        Raises:
+            TypeError, ValueError: An invalid argument; nothing is stored.
+        """
+        if not isinstance(name, str):
+            msg = f"an external job's name must be a str, not {type(name).__name__}"
+            raise TypeError(msg)
+        checked_name = check_name(name)
+        seconds = check_stale_after(stale_after)
+        now = now_timestamp()
+        return JobRecord(
+            new_id() if job_id is None else check_new_id(job_id),
+            checked_name,
+            _CREATED,
+            _NO_LABELS if labels is None else labels_of(labels),
+            check_json_safe(params, "params"),
+            0,
+            now,
+            now,
+            EXTERNAL,
+            EXTERNAL,
+            message=check_message(message),
+            stale_after=seconds,
+        )
+
+    async def create(self, record: JobRecord, *, generated_id: bool) -> JobRef:
+        """Store *record* (from :meth:`new_record`); a checkpoint first, as every call is."""
+        if record.stale_after is not None:
+            self._watch(record.stale_after)
+        await self._sink.settle()
+        try:
+            # The store keeps its own copy; the other managers' feeds tell them (this one tells its own).
+            await self._store.insert(attrs.evolve(record), origin=self._origin)
+        except anyio.get_cancelled_exc_class():
+            if generated_id:  # nobody else knows the id: what may have been stored is withdrawn
+                await self._withdraw(record.id)
+            raise
+        self._publish(record.info(), None)
+        return JobRef(record.id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
+
+    async def _withdraw(self, job_id: str) -> None:
+        update = RecordUpdate(
+            job_id, {"state": _CANCELED, "ended": now_timestamp()}, frozenset({_CREATED}), EXTERNAL
+        )
+        with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
+            await self._store.apply([update], origin=self._origin)
+
+    def _watch(self, stale_after: float) -> None:
+        interval = max(MIN_SWEEP_INTERVAL, stale_after / 4)
+        if interval < self.sweep_interval:
+            self.sweep_interval = interval
+            self._shortened.fire()
+
+    # -- reports -----------------------------------------------------------------------
+
+    async def update(self, job_id: str, progress: object, message: object) -> JobInfo:
+        """``JobManager.update``: progress and message (both optional: a sign of life)."""
+        fields: Fields = {}
+        if progress is not None:
+            fields["progress"] = check_progress(progress)
+        if message is not None:
+            fields["message"] = check_message(message)
+
+        def report(record: JobRecord, now: float) -> Fields:
+            if record.state is _CREATED:
+                return {**_started(record, now), **fields, "updated": now}
+            return {**fields, "updated": now}
+
+        return await self._report(job_id, "update", report, None)
+
+    async def complete(self, job_id: str, result: Any) -> JobInfo:
+        """``JobManager.complete``: SUCCEEDED with *result* (JSON-safe, copied)."""
+        value = check_json_safe(result, "result")
+
+        def report(record: JobRecord, now: float) -> Fields:
+            return {**_ended(record, now, _SUCCEEDED), "result": value}
+
+        return await self._report(job_id, "complete", report, None)
+
+    async def fail(self, job_id: str, error: object) -> JobInfo:
+        """``JobManager.fail``: FAILED with *error* (a message, or an exception)."""
+        text, error_type, tb, exception = _error_parts(error)
+
+        def report(record: JobRecord, now: float) -> Fields:
+            fields = _ended(record, now, _FAILED)
+            fields.update(error=text, error_type=error_type, traceback=tb)
+            return fields
+
+        return await self._report(job_id, "fail", report, exception)
+
+    async def _report(
+        self,
+        job_id: str,
+        what: str,
+        report: Callable[[JobRecord, float], Fields],
+        error: BaseException | None,
+    ) -> JobInfo:
+        """Read, decide by the state read, write expecting it; again if something came first."""
+        for _ in range(_TRIES):
+            record = await self._sink.record(job_id)  # a checkpoint (read your writes)
+            if record is None:
+                msg = f"no job with id {job_id!r}"
+                raise JobNotFoundError(msg, job_id=job_id)
+            state = record.state
+            if record.owner != EXTERNAL:
+                msg = (
+                    f"cannot {what} job {record.name!r} ({job_id}): it is not an external job "
+                    "(a job a manager runs reports through its ctx)"
+                )
+                raise JobStateError(msg, job_id=job_id)
+            if state.is_done:
+                msg = f"cannot {what} job {record.name!r} ({job_id}): it is {state.value} already"
+                raise JobStateError(msg, job_id=job_id)
+            now = now_timestamp()
+            if state is _CANCELING or record.cancel_requested:
+                if await self._write(record, {"state": _CANCELED, "ended": now, "updated": now}, None):
+                    msg = f"job {record.name!r} ({job_id}) was canceled"
+                    raise JobCanceledError(msg, job_id=job_id)
+                continue
+            info = await self._write(record, report(record, now), error)
+            if info is not None:
+                return info
+        msg = f"cannot {what} job {job_id!r}: it kept changing while this report was written"
+        raise JobStateError(msg, job_id=job_id)
+
+    async def _write(self, record: JobRecord, fields: Fields, error: BaseException | None) -> JobInfo | None:
+        """Write *fields* if the job is still as read; its new info, published, or ``None``."""
+        before = record.state  # first: over a MemoryStore, *record* is the store's own (apply changes it)
+        update = RecordUpdate(record.id, fields, frozenset({before}), EXTERNAL)
+        if not (await self._store.apply([update], origin=self._origin))[0]:
+            return None
+        info = attrs.evolve(record, **fields).info()
+        self._publish(info, before, error)
+        return info
+
+    def _publish(self, info: JobInfo, before: State | None, error: BaseException | None = None) -> None:
+        """Tell this manager's events, waiters and hooks about an external job's change."""
+        self._publisher.info(info)
+        state = info.state
+        if state.is_done:
+            self._waiters.wake(info.id, info)
+        if not _hooks.active:
+            return
+        if before is _CREATED and state is not _CANCELED and _hooks.wanted(_hooks.JOB_STARTED):
+            _hooks.emit_job_event(_hooks.JOB_STARTED, info.id, info.name, info.labels, _RUNNING, None, None)
+        if state.is_done and _hooks.wanted(_END_EVENTS[state]):
+            _hooks.emit_job_event(
+                _END_EVENTS[state], info.id, info.name, info.labels, state, error, info.duration
+            )
+
+    # -- cancel and retry (through Control) -------------------------------------------
+
+    async def canceled(self, job_id: str) -> None:
+        """This manager's cancel reached a job not live here: if external, tell who listens here."""
+        record = await self._store.get_record(job_id)
+        if record is not None and record.owner == EXTERNAL:
+            self._publish(record.info(), None)
+
+    @staticmethod
+    def requeue_fields(record: JobRecord) -> Fields:
+        """What ``retry`` writes to a finished external job: CREATED again, one more attempt."""
+        return {
+            "state": _CREATED,
+            "progress": 0.0,
+            "message": None,
+            "result": None,
+            "error": None,
+            "error_type": None,
+            "traceback": None,
+            "started": None,
+            "ended": None,
+            "updated": None,
+            "scheduled": now_timestamp(),
+            "attempts": record.attempts + 1,
+            "cancel_requested": False,
+        }
+
+    def requeued(self, record: JobRecord, fields: Fields) -> None:
+        """The store took a retry's *fields*: tell who listens here."""
+        self._publish(attrs.evolve(record, **fields).info(), None)
+
+    # -- stale_after --------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """End the external jobs silent past their ``stale_after``, until cancelled (a background task)."""
+        while True:
+            with anyio.move_on_after(self.sweep_interval):
+                await self._shortened.wait()
+            try:
+                expired = await self._store.expire_stale(now_timestamp(), origin=self._origin)
+                for job_id in expired:
+                    info = await self._store.get(job_id)
+                    if info is not None:
+                        lost = (
+                            JobLostError(info.error, job_id=job_id)
+                            if info.state is _FAILED and info.error
+                            else None
+                        )
+                        self._publish(info, None, lost)
+            except StoreError:
+                continue  # the store is unreachable now: the next look ends them (any manager's)
+
+
+def _started(record: JobRecord, now: float) -> Fields:
+    """A CREATED external job's first report: it passes through RUNNING (one attempt at least)."""
+    return {"state": _RUNNING, "started": now, "attempts": max(record.attempts, 1)}
+
+
+def _ended(record: JobRecord, now: float, state: State) -> Fields:
+    fields: Fields = {"state": state, "ended": now, "updated": now}
+    if record.state is _CREATED:
+        fields.update(started=now, attempts=max(record.attempts, 1))
+    return fields
