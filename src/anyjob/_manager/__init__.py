@@ -4,6 +4,13 @@
 module                  responsibility
 ======================  =============================================================
 ``_jobmanager``         :class:`JobManager`: the public API and the lifecycle
+``_queries``            its query methods (a base class): get, status, wait, list, stats
+``_outside``            its methods for work outside its workers (a base class)
+``_track``              ``track()``: a block of the caller's code as a live job
+``_external``           external jobs: reports by id, the ``stale_after`` sweep
+``_intake``             the record a submit makes of its arguments
+``_control``            cancel, retry, delete by id
+``_completion``         ``as_completed``
 ``_specs``              the spec registry: what to run for a submission; label interning
 ``_queues``             the ready queue (priority, FIFO) and the delayed queue
 ``_pool``               worker tasks; runs a job in place or through an Executor
