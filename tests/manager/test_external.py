@@ -373,3 +373,41 @@ async def test_as_completed_and_delete_take_external_jobs(make_store: MakeStore)
         live = await jobs.create("live")
         with pytest.raises(JobStateError):
             await jobs.delete(live.id)
+
+
+async def test_a_reporter_through_another_manager_is_seen_live_by_the_first(make_store: MakeStore) -> None:
+    """A creates; B (over the same store) reports; A's events show the progress, then the end;
+    A's cancel reaches B's reporter."""
+    store = make_store()
+    async with JobManager(store) as a, JobManager(store) as b:
+        ref = await a.create("shared", {"n": 1})
+        events = a.events(ref.id)
+        await b.update(ref.id, 0.5, "from b")
+        seen: list[tuple[State, float]] = []
+        with anyio.fail_after(10):
+            async for event in events:
+                seen.append((event.state, event.progress))
+                if event.progress == 0.5:
+                    break
+        await b.complete(ref.id, "b's result")
+        info = await a.wait(ref.id, timeout=10)
+        with anyio.fail_after(10):
+            async for event in events:
+                seen.append((event.state, event.progress))
+                if event.state.is_done:
+                    break
+        events.close()
+        assert info is not None
+        assert (info.state, info.result) == (State.SUCCEEDED, "b's result")
+        assert (State.RUNNING, 0.5) in seen
+        assert seen[-1][0] is State.SUCCEEDED
+
+        second = await a.create("canceled from a")
+        await b.update(second.id, 0.1)
+        assert await a.cancel(second.id) is True
+        assert await b.cancel(second.id) is False  # one answer from every manager
+        with pytest.raises(JobCanceledError):
+            await b.update(second.id, 0.2)
+        ended = await a.wait(second.id, timeout=10)
+        assert ended is not None
+        assert ended.state is State.CANCELED
