@@ -31,6 +31,7 @@ from anyjob._limits import (
     printable_text,
 )
 from anyjob._manager._publisher import Publisher
+from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import BatchSink, MemorySink
 from anyjob._manager._waiters import Waiters
 from anyjob._records import JobInfo, JobRecord, JobRef, check_json_safe, now_timestamp
@@ -307,21 +308,7 @@ class Reports:
     @staticmethod
     def requeue_fields(record: JobRecord) -> Fields:
         """What ``retry`` writes to a finished external job: CREATED again, one more attempt."""
-        return {
-            "state": _CREATED,
-            "progress": 0.0,
-            "message": None,
-            "result": None,
-            "error": None,
-            "error_type": None,
-            "traceback": None,
-            "started": None,
-            "ended": None,
-            "updated": None,
-            "scheduled": now_timestamp(),
-            "attempts": record.attempts + 1,
-            "cancel_requested": False,
-        }
+        return {**Recorder.requeue_fields(EXTERNAL), "attempts": record.attempts + 1}
 
     def requeued(self, record: JobRecord, fields: Fields) -> None:
         """The store took a retry's *fields*: tell who listens here."""
