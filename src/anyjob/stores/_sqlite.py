@@ -25,6 +25,9 @@ _TABLES: Final = schema_statements(**_TYPES)
 __all__ = ["SQLiteStore"]
 
 
+#: The durability levels ``SQLiteStore(synchronous=...)`` takes.
+_SYNCHRONOUS: Final = frozenset({"FULL", "NORMAL"})
+
 @final
 class SQLiteStore(SQLStore):
     """Job records in an SQLite database file: durable, embedded, no server.
@@ -57,6 +60,10 @@ class SQLiteStore(SQLStore):
             (while it creates the tables, say).
         busy_timeout: Seconds any later call waits for another writer to release
             the file before it fails with :class:`~anyjob.StoreError`.
+        synchronous: ``"FULL"`` (the default): a write the store acknowledged survives
+            a power loss or an OS crash too. ``"NORMAL"``: faster writes, and still safe
+            against a crash of the process, but the last acknowledged transactions may
+            be undone by a power loss (SQLite's ``PRAGMA synchronous`` in WAL mode).
 
     Raises:
         TypeError, ValueError: An invalid argument.
@@ -69,6 +76,7 @@ class SQLiteStore(SQLStore):
         poll_interval: float = 0.2,
         connect_timeout: float = 10.0,
         busy_timeout: float = 30.0,
+        synchronous: str = "FULL",
     ) -> None:
         if not isinstance(path, str | os.PathLike):
             msg = f"path must be a str or os.PathLike, not {type(path).__name__}"
@@ -77,8 +85,12 @@ class SQLiteStore(SQLStore):
         if not isinstance(fs_path, str) or not fs_path:
             msg = f"path must be a non-empty str path, got {path!r}"
             raise ValueError(msg)
+        if synchronous not in _SYNCHRONOUS:
+            msg = f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}"
+            raise ValueError(msg)
         super().__init__(poll_interval=poll_interval, connect_timeout=connect_timeout)
         self.busy_timeout = seconds("busy_timeout", busy_timeout)
+        self.synchronous = synchronous
         self._path = fs_path
 
     def __repr__(self) -> str:
@@ -119,7 +131,7 @@ class SQLiteStore(SQLStore):
         """
         if self._path != ":memory:":
             self._use_wal(raw)
-        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute(f"PRAGMA synchronous={self.synchronous}")  # one of _SYNCHRONOUS
         raw.execute("BEGIN IMMEDIATE")  # one creator at a time; the others wait, then find the tables
         try:
             version = raw.execute("PRAGMA user_version").fetchone()[0]
