@@ -6,8 +6,10 @@ Sections (default ``all``, what ``make bench`` runs):
   ``asyncio.TaskGroup``, ``wait(id)`` each vs ``create_task`` + ``await``, ``Job(fn).run()``
   vs ``await asyncio.create_task()``, bytes per finished job), trio and aiojobs for
   information, calls per job, then the silenced rows; a PASS/FAIL summary at the end;
-* ``all``: ``manager``, then the Executor, flat memory with retention, the durable stores
-  and (in a subprocess) the rows with structlog configured;
+* ``all``: ``manager``, then the Executor, tracked blocks, flat memory with retention, the
+  durable stores and (in a subprocess) the rows with structlog configured;
+* ``track``: only the tracked blocks (``jobs.track`` vs ``Job(fn).run()``, default then
+  silenced, calls per block), with their target's verdict;
 * ``tuned``: only the structlog-configured rows (run in a process of their own).
 
 ``--quick`` runs everything with tiny sizes (the smoke test uses it): the figures then
@@ -35,6 +37,7 @@ from benchmarks import (
     bench_manager,
     bench_memory,
     bench_stores,
+    bench_track,
     bench_tuned,
 )
 from benchmarks._harness import MIN_ROUNDS, Target, clock_name, use_clock
@@ -47,6 +50,7 @@ FULL = {
     "executor": 20_000,
     "million": 1_000_000,
     "stores": 1_000,
+    "track": 20_000,
 }
 QUICK = {
     "n": 300,
@@ -56,6 +60,7 @@ QUICK = {
     "executor": 100,
     "million": 3_000,
     "stores": 30,
+    "track": 300,
 }
 
 
@@ -91,7 +96,7 @@ def summary(title: str, targets: list[Target]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("section", nargs="?", default="all", choices=["all", "manager", "tuned"])
+    parser.add_argument("section", nargs="?", default="all", choices=["all", "manager", "track", "tuned"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, nothing more")
     parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"], help="what to time (default: cpu)")
     args = parser.parse_args(argv)
@@ -104,10 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         raise RuntimeError("the headline figures need structlog unconfigured in this process")
     _header()
     began, began_cpu = time.perf_counter(), time.process_time()
+    if args.section == "track":
+        summary(
+            "Target of tracked blocks, default configuration:",
+            [bench_track.main(sizes["track"], sizes["rounds"], sizes["calls"])],
+        )
+        _footer(began, began_cpu, quick=args.quick, subprocess=False)
+        return 0
     targets = manager_section(sizes)
     executor: list[Target] = []
+    track: list[Target] = []
     if args.section == "all":
         executor = bench_executor.main(sizes["executor"], sizes["rounds"])
+        track = [bench_track.main(sizes["track"], sizes["rounds"], sizes["calls"])]
         bench_memory.flat_memory(sizes["million"], max(sizes["million"] // 10, 1))
         bench_stores.main(sizes["stores"])
         bench_tuned.in_subprocess([*(["--quick"] if args.quick else []), "--clock", args.clock])
@@ -118,14 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     if executor:
         summary("Target of issue 3 (Executor), default configuration:", executor)
+    if track:
+        summary("Target of tracked blocks, default configuration:", track)
+    _footer(began, began_cpu, quick=args.quick, subprocess=args.section == "all")
+    return 0
+
+
+def _footer(began: float, began_cpu: float, *, quick: bool, subprocess: bool) -> None:
     print(
         f"\nThis run took {time.perf_counter() - began:.0f} s wall, {time.process_time() - began_cpu:.0f} s "
-        "CPU in this process"
-        + (" (the structlog-configured subprocess not counted)" if args.section == "all" else "")
+        "CPU in this process" + (" (the structlog-configured subprocess not counted)" if subprocess else "")
     )
-    if args.quick:
+    if quick:
         print("\n(--quick: tiny sizes, the figures above mean nothing)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ configure structlog, which must not leak into the other tests (they run in a pro
 of their own even there).
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,22 @@ def test_benchmarks_run(section: str) -> None:
     verdicts = [line for line in summary.splitlines() if line.strip().startswith(("PASS", "FAIL"))]
     assert len(verdicts) >= 4, summary
     assert ("[tuned   ]" in out) == (section == "all")
+    assert ("tracked empty blocks vs Job(fn).run()" in out) == (section == "all")
+
+
+def test_track_benchmark_runs() -> None:
+    result = run("-m", "benchmarks", "track", "--quick")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for config in ("default ", "silenced"):
+        assert re.search(rf'  async with jobs\.track\("x"\): pass +\[{config}\]', out), (config, out)
+    assert "ratio" in out
+    assert "(min-max)" in out
+    assert "Calls per tracked block" in out
+    assert out.count("calls/op") == 4
+    summary = out.split("Target of tracked blocks", 1)[1]
+    verdicts = [line for line in summary.splitlines() if line.strip().startswith(("PASS", "FAIL"))]
+    assert len(verdicts) == 1, summary
 
 
 def test_default_rows_refuse_a_configured_structlog() -> None:
