@@ -61,7 +61,10 @@ async def test_cancel_by_id_cancels_the_block_and_the_async_with_absorbs_it(make
     async with JobManager(make_store()) as jobs:
         async with jobs.track("long") as ctx:
             assert await jobs.cancel(ctx.id) is True
-            assert await jobs.status(ctx.id) is State.CANCELING
+            with anyio.CancelScope(
+                shield=True
+            ):  # status() is a checkpoint: the cancellation would land there
+                assert await jobs.status(ctx.id) is State.CANCELING
             await anyio.sleep_forever()  # cancelled here
         after.append("went on")
         info = await jobs.wait(ctx.id, timeout=5)
@@ -245,3 +248,33 @@ async def test_wait_from_another_task_sees_the_end(make_store: MakeStore) -> Non
             await anyio.lowlevel.checkpoint()
             ctx.set_result("done")
     assert results == [(State.SUCCEEDED, "done")]
+
+
+async def test_a_closing_manager_lets_a_running_block_finish_within_shutdown_timeout(
+    make_store: MakeStore,
+) -> None:
+    """Leaving the manager waits for a block running in another task as for a running job (it was
+    canceled at once: shutdown_timeout applied only to jobs the workers ran)."""
+    entered = anyio.Event()
+    release = anyio.Event()
+    ids: list[str] = []
+    async with anyio.create_task_group() as tg:
+        async with JobManager(make_store(), shutdown_timeout=30) as jobs:
+
+            async def block() -> None:
+                async with jobs.track("short") as ctx:
+                    ids.append(ctx.id)
+                    entered.set()
+                    await release.wait()
+
+            tg.start_soon(block)
+            await entered.wait()
+            tg.start_soon(_set_soon, release)
+        info = await jobs.get(ids[0])
+    assert info is not None
+    assert info.state is State.SUCCEEDED
+
+
+async def _set_soon(event: anyio.Event) -> None:
+    await anyio.lowlevel.checkpoint()
+    event.set()

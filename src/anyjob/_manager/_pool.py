@@ -132,10 +132,14 @@ class WorkerPool:
         return len(self._sink)
 
     async def drain(self, timeout: float) -> None:
-        """Until no job is running or ready to run, for at most *timeout* seconds."""
+        """Until no job is running or ready to run, for at most *timeout* seconds.
+
+        Tracked blocks (run in their callers' tasks) count as running jobs.
+        """
+        recorder = self._recorder
         with anyio.move_on_after(timeout):
-            while self.ready.size or self.executing:
-                await self._recorder.drained.wait()
+            while self.ready.size or self.executing or recorder.tracked:
+                await recorder.drained.wait()
 
     def push(self, entry: Entry) -> None:
         """Queue *entry* to start as soon as a worker is free."""

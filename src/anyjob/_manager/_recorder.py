@@ -79,7 +79,7 @@ class Recorder:
     Invariant: ``entries[id].record.state`` is CREATED, RUNNING or CANCELING.
     """
 
-    __slots__ = ("_delayed", "_publisher", "_sink", "_waiters", "drained", "entries", "origin")
+    __slots__ = ("_delayed", "_publisher", "_sink", "_waiters", "drained", "entries", "origin", "tracked")
 
     def __init__(
         self,
@@ -92,6 +92,8 @@ class Recorder:
         drained: Signal,
     ) -> None:
         self.entries: dict[str, Entry] = {}
+        #: How many of the entries are tracked blocks running in their callers' tasks.
+        self.tracked = 0
         #: The manager's id: the ``owner`` of the records it runs.
         self.origin = origin
         self._sink = sink

@@ -77,6 +77,7 @@ class Tracked:
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
         entry = self._entry = Entry(recorder, record, TRACKED_SPEC)
         recorder.add(entry)
+        recorder.tracked += 1  # a closing manager waits for it as for a running job
         worker = Worker()
         scope = worker.scope = new_cancel_scope()
         scope.__enter__()
@@ -84,6 +85,7 @@ class Tracked:
             return recorder.start(entry, worker)
         except BaseException:  # a hook raised (Ctrl-C) at job_started: the job is recorded done
             scope.__exit__(None, None, None)
+            recorder.tracked -= 1
             recorder.end(entry, _FAILED, None, None)
             raise
 
@@ -99,6 +101,7 @@ class Tracked:
         assert worker is not None  # noqa: S101 - set by Recorder.start
         scope = worker.scope
         assert scope is not None  # noqa: S101 - set by __aenter__
+        self._recorder.tracked -= 1  # first: the end below fires ``drained`` for a closing manager
         try:
             # True: our own cancellation (jobs.cancel) absorbed; trio's scope says True without one too.
             absorbed = bool(scope.__exit__(exc_type, exc, tb)) and exc is not None
