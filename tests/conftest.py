@@ -139,6 +139,35 @@ class DelegatingStore:
         await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
         return await self.inner.expire_stale(now, origin=origin)
 
+    async def renew_lease(self, origin, lease):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
+        await self.inner.renew_lease(origin, lease)
+
+    async def release_lease(self, origin):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
+        await self.inner.release_lease(origin)
+
+    async def recover_lost(self, *, origin, resumable):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
+        return await self.inner.recover_lost(origin=origin, resumable=resumable)
+
+    async def claim_waiting(self, functions, *, origin, limit, grace):  # type: ignore[no-untyped-def]
+        await anyio.lowlevel.checkpoint()  # a real store suspends: races show up here too
+        import attrs
+
+        from anyjob._records import check_json_safe
+
+        taken = await self.inner.claim_waiting(functions, origin=origin, limit=limit, grace=grace)
+        # Copies, as a store out of process hands out (a MemoryStore hands out its own records).
+        return [
+            attrs.evolve(
+                record,
+                params=check_json_safe(record.params, "params"),
+                result=check_json_safe(record.result, "result"),
+            )
+            for record in taken
+        ]
+
     def subscribe(self, origin):  # type: ignore[no-untyped-def]
         return self.inner.subscribe(origin)
 

@@ -11,7 +11,9 @@ on the same database (the same file, the same PostgreSQL schema).
 from __future__ import annotations
 
 import contextlib
+import math
 import pathlib
+import threading
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -363,3 +365,116 @@ async def test_postgres_tables_from_a_newer_anyjob_are_refused() -> None:
     finally:
         store.close()
         drop_postgres_schemas([schema])
+
+
+# -- leases and shared work across store objects, from threads ------------------------------------
+
+
+def _in_threads(*calls: Callable[[], None]) -> None:
+    """Run each call in its own thread, all at once; re-raise the first failure."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], None]) -> None:
+        try:
+            start.wait()
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    if errors:
+        raise errors[0]
+
+
+def test_claims_from_threads_on_separate_store_objects_take_each_record_once(open_store: OpenStore) -> None:
+    count = 600
+    setup = open_store()
+
+    async def insert() -> None:
+        for i in range(count):
+            await setup.insert(record(f"j{i:04}", owner="", priority=i % 4))
+
+    anyio.run(insert)
+    got: dict[str, list[str]] = {}
+
+    def claimer(origin: str) -> Callable[[], None]:
+        store = open_store()  # another process's own connection to the database
+        anyio.run(store.renew_lease, origin, 60.0)  # connected before the race
+        got[origin] = []
+
+        async def claim() -> None:
+            while taken := await store.claim_waiting(["fn"], origin=origin, limit=5, grace=math.inf):
+                got[origin].extend(each.id for each in taken)
+                await anyio.sleep(0.001)  # a manager starting them: the others get their turn
+
+        return lambda: anyio.run(claim)
+
+    _in_threads(*(claimer(f"m{i}") for i in range(3)))
+    everything = [job_id for ids in got.values() for job_id in ids]
+    assert len(everything) == len(set(everything)) == count
+    assert sum(bool(ids) for ids in got.values()) >= 2
+
+    async def owners() -> dict[str, str]:
+        return {
+            info.id: copy.owner
+            for info in await setup.query(JobQuery(limit=1000))
+            if (copy := await setup.get_record(info.id)) is not None
+        }
+
+    stored = anyio.run(owners)
+    assert all(stored[job_id] == origin for origin, ids in got.items() for job_id in ids)
+
+
+def test_recovery_from_threads_resolves_each_job_once(open_store: OpenStore) -> None:
+    setup = open_store()
+
+    async def prepare() -> None:
+        for i in range(200):
+            await setup.insert(record(f"r{i:03}", owner="lost", state=State.RUNNING, started=1.0))
+        await setup.renew_lease("lost", 0.05)
+        await anyio.sleep(0.3)
+
+    anyio.run(prepare)
+    found: dict[str, list[str]] = {}
+
+    def recoverer(origin: str) -> Callable[[], None]:
+        store = open_store()
+
+        async def recover() -> None:
+            found[origin] = await store.recover_lost(origin=origin, resumable=["fn"] if origin == "a" else [])
+
+        return lambda: anyio.run(recover)
+
+    _in_threads(recoverer("a"), recoverer("b"))
+    [winner] = [origin for origin, ids in found.items() if ids]  # one transaction did it all
+    assert sorted(found[winner]) == [f"r{i:03}" for i in range(200)]
+    stats = anyio.run(setup.statistics)
+    expected = State.CREATED if winner == "a" else State.FAILED
+    assert stats.by_state[expected] == 200
+
+
+def test_sqlite_reads_waiting_and_lost_records_through_their_indexes(tmp_path: pathlib.Path) -> None:
+    """On a file without statistics (no ANALYZE), as anyjob makes them."""
+    from anyjob.stores import _sql_leases
+
+    store = SQLiteStore(tmp_path / "jobs.db")
+    try:
+        anyio.run(store.open)
+        conn = store._connection()  # the store's own (nothing else runs on it here)
+        where, params = _sql_leases.waiting(conn, ["fn", "other"], "me", 1e9, 30.0)
+        lost = f"SELECT id FROM anyjob_jobs WHERE owner IN (?, ?) AND {_sql_leases._LIVE}"  # noqa: S608
+        for sql, values, index in [
+            (f"SELECT * {where}{_sql_leases.CLAIM_ORDER} LIMIT ?", (*params, 16), "anyjob_jobs_waiting"),
+            (f"SELECT 1 AS found {where} LIMIT 1", params, "anyjob_jobs_waiting"),
+            (lost, ("x", "y"), "anyjob_jobs_live_by_owner"),
+        ]:
+            plan = " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", values))
+            assert f"anyjob_jobs USING INDEX {index}" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+    finally:
+        store.close()

@@ -12,6 +12,7 @@ __all__ = [
     "MAX_TRACEBACK_LENGTH",
     "error_text",
     "error_traceback",
+    "error_type_of",
     "traceback_text",
 ]
 
@@ -22,6 +23,22 @@ MAX_STORED_TRACEBACK_LENGTH: Final = 16 * 1024
 _NO_CUT: Final = 2**62
 #: Room kept for the line saying how much was left out.
 _MARKER_ROOM: Final = 100
+
+
+#: The longest ``error_type`` kept, in characters.
+MAX_ERROR_TYPE_LENGTH: Final = 256
+
+
+def error_type_of(error: BaseException) -> str:
+    """The qualified type name of *error* as storable text (``error_type``); it never raises.
+
+    A name with NULs or lone surrogates (a class made with ``type()``) is escaped, a very
+    long one cut, as for the message.
+    """
+    name = type(error).__qualname__
+    if name.isascii() and "\x00" not in name and len(name) <= MAX_ERROR_TYPE_LENGTH:
+        return name
+    return printable_text(name, MAX_ERROR_TYPE_LENGTH)
 
 
 def error_text(error: BaseException) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Final, final
 
+import anyio.lowlevel
+
 from anyjob._records import JobEvent
 from anyjob._signal import Signal
 
@@ -103,6 +105,7 @@ class EventStream:
         return self
 
     async def __anext__(self) -> JobEvent:
+        await anyio.lowlevel.checkpoint()  # every await of the library is one, buffered events too
         while True:
             if self._queue:
                 item = self._queue.popleft()

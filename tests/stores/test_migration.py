@@ -1,8 +1,10 @@
-"""A database made by an older anyjob (layout version 1 or 2) is brought up to date in place when opened.
+"""A database made by an older anyjob (layout version 1, 2 or 3) is brought up to date in place when opened.
 
 Version 2 added ``anyjob_changes.final``: the deleted row, so feeds tell how a deleted job ended.
 Version 3 added ``anyjob_jobs.updated``, ``traceback`` and ``stale_after`` (external jobs).
-The version-1 and version-2 tables below are the DDL as those versions wrote it (frozen here,
+Version 4 added the table ``anyjob_leases`` and the index ``anyjob_jobs_waiting``
+(tests/stores/test_migration_v4.py).
+The version-1, 2 and 3 tables below are the DDL as those versions wrote it (frozen here,
 not derived from the code under test).
 """
 

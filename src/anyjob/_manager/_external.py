@@ -9,6 +9,7 @@ but how often to look for silent jobs.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, final
@@ -18,8 +19,8 @@ import anyio.lowlevel
 import attrs
 
 from anyjob._checkpoint import Checkpoint
-from anyjob._error_text import error_text, traceback_text
-from anyjob._exceptions import JobCanceledError, JobLostError, JobNotFoundError, JobStateError, StoreError
+from anyjob._error_text import error_text, error_type_of, traceback_text
+from anyjob._exceptions import JobCanceledError, JobNotFoundError, JobStateError, StoreError
 from anyjob._ids import new_id
 from anyjob._kinds import EXTERNAL
 from anyjob._limits import (
@@ -91,14 +92,14 @@ def _error_parts(error: object) -> tuple[str, str | None, str | None, BaseExcept
         return printable_text(error), None, None, None
     if isinstance(error, BaseException):
         tb = traceback_text(error) if error.__traceback__ is not None else None
-        return error_text(error), type(error).__qualname__, tb, error
+        return error_text(error), error_type_of(error), tb, error
     msg = f"error must be a str or an exception, not {type(error).__name__}"
     raise TypeError(msg)
 
 
 @final
 class Reports:
-    """``create``, ``update``, ``complete``, ``fail`` of external jobs, and their ``stale_after`` sweep.
+    """``create``, ``update``, ``complete``, ``fail`` of external jobs; how often to look for silent ones.
 
     Changes made here reach this manager's events, waiters and hooks from here (the
     store's feed tells only the other managers); the others learn them from their feed.
@@ -107,12 +108,13 @@ class Reports:
     __slots__ = (
         "_origin",
         "_publisher",
-        "_shortened",
+        "_short",
+        "_short_until",
         "_sink",
         "_store",
         "_waiters",
         "checkpoint",
-        "sweep_interval",
+        "shortened",
     )
 
     def __init__(
@@ -129,8 +131,10 @@ class Reports:
         self._publisher = publisher
         self._waiters = waiters
         #: How long the sweep sleeps between two looks; shortened by jobs with a short ``stale_after``.
-        self.sweep_interval = SWEEP_INTERVAL
-        self._shortened = Signal()  # the sweep sleeps less from now on: it looks again at once
+        self._short = SWEEP_INTERVAL  # the interval jobs with a short stale_after need
+        self._short_until = 0.0  # ... until then (monotonic): their last report, plus twice it
+        #: Fired when :attr:`sweep_interval` shortens: the upkeep looks again at once.
+        self.shortened = Signal()
         self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
 
     # -- create ------------------------------------------------------------------------
@@ -184,7 +188,7 @@ class Reports:
             if generated_id:  # nobody else knows the id: what may have been stored is withdrawn
                 await self._withdraw(record.id)
             raise
-        self._publish(record.info(), None)
+        self.tell(record.info())
         return JobRef(record.id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
 
     async def _withdraw(self, job_id: str) -> None:
@@ -194,11 +198,26 @@ class Reports:
         with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
             await self._store.apply([update], origin=self._origin)
 
+    @property
+    def sweep_interval(self) -> float:
+        """How long the upkeep sleeps between two looks for silent jobs (seconds).
+
+        Shorter while a job with a short ``stale_after`` was created or reported here
+        lately (a quarter of it, at least ``MIN_SWEEP_INTERVAL``); ``SWEEP_INTERVAL`` again
+        once no such report came for twice its ``stale_after``.
+        """
+        if self._short < SWEEP_INTERVAL and time.monotonic() >= self._short_until:
+            self._short = SWEEP_INTERVAL
+        return self._short
+
     def _watch(self, stale_after: float) -> None:
         interval = max(MIN_SWEEP_INTERVAL, stale_after / 4)
+        if interval >= SWEEP_INTERVAL:
+            return
+        self._short_until = max(self._short_until, time.monotonic() + 2 * stale_after + interval)
         if interval < self.sweep_interval:
-            self.sweep_interval = interval
-            self._shortened.fire()
+            self._short = interval
+            self.shortened.fire()
 
     # -- reports -----------------------------------------------------------------------
 
@@ -268,6 +287,8 @@ class Reports:
                 continue
             info = await self._write(record, report(record, now), error)
             if info is not None:
+                if record.stale_after is not None and not info.state.is_done:
+                    self._watch(record.stale_after)
                 return info
         msg = f"cannot {what} job {job_id!r}: it kept changing while this report was written"
         raise JobStateError(msg, job_id=job_id)
@@ -276,14 +297,18 @@ class Reports:
         """Write *fields* if the job is still as read; its new info, published, or ``None``."""
         before = record.state  # first: over a MemoryStore, *record* is the store's own (apply changes it)
         update = RecordUpdate(record.id, fields, frozenset({before}), EXTERNAL)
-        if not (await self._store.apply([update], origin=self._origin))[0]:
+        # Shielded: once written, who listens here must hear it (the feed tells only the others).
+        applied = False
+        with anyio.CancelScope(shield=True):
+            applied = (await self._store.apply([update], origin=self._origin))[0]
+        if not applied:
             return None
         info = attrs.evolve(record, **fields).info()
-        self._publish(info, before, error)
+        self.tell(info, error, before)
         return info
 
-    def _publish(self, info: JobInfo, before: State | None, error: BaseException | None = None) -> None:
-        """Tell this manager's events, waiters and hooks about an external job's change."""
+    def tell(self, info: JobInfo, error: BaseException | None = None, before: State | None = None) -> None:
+        """Tell this manager's events, waiters and hooks of a change (*before*: the state it left)."""
         self._publisher.info(info)
         state = info.state
         if state.is_done:
@@ -303,7 +328,7 @@ class Reports:
         """This manager's cancel reached a job not live here: if external, tell who listens here."""
         record = await self._store.get_record(job_id)
         if record is not None and record.owner == EXTERNAL:
-            self._publish(record.info(), None)
+            self.tell(record.info())
 
     @staticmethod
     def requeue_fields(record: JobRecord) -> Fields:
@@ -312,28 +337,7 @@ class Reports:
 
     def requeued(self, record: JobRecord, fields: Fields) -> None:
         """The store took a retry's *fields*: tell who listens here."""
-        self._publish(attrs.evolve(record, **fields).info(), None)
-
-    # -- stale_after --------------------------------------------------------------------
-
-    async def sweep(self) -> None:
-        """End the external jobs silent past their ``stale_after``, until cancelled (a background task)."""
-        while True:
-            with anyio.move_on_after(self.sweep_interval):
-                await self._shortened.wait()
-            try:
-                expired = await self._store.expire_stale(now_timestamp(), origin=self._origin)
-                for job_id in expired:
-                    info = await self._store.get(job_id)
-                    if info is not None:
-                        lost = (
-                            JobLostError(info.error, job_id=job_id)
-                            if info.state is _FAILED and info.error
-                            else None
-                        )
-                        self._publish(info, None, lost)
-            except StoreError:
-                continue  # the store is unreachable now: the next look ends them (any manager's)
+        self.tell(attrs.evolve(record, **fields).info())
 
 
 def _started(record: JobRecord, now: float) -> Fields:

@@ -30,6 +30,7 @@ from anyjob._manager._intake import new_record
 from anyjob._manager._lifecycle import (
     Phase,
     check_concurrency,
+    check_lease,
     interrupt_of,
     open_store,
     retain,
@@ -43,6 +44,7 @@ from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import make_sink
 from anyjob._manager._specs import JobFunction, SpecRegistry
 from anyjob._manager._stats import ManagerStatistics, snapshot
+from anyjob._manager._upkeep import Upkeep
 from anyjob._manager._waiters import Waiters
 from anyjob._records import JobRef
 from anyjob._retry import Retry, as_retry
@@ -86,6 +88,13 @@ class JobManager(Queries, OutsideWork):
         max_concurrency: At most this many jobs execute at once (``None``: no limit).
         retention: Finished jobs are deleted automatically this long after they end.
         shutdown_timeout: How long leaving the context waits for jobs before canceling them.
+        lease: Over a durable store, this manager holds a lease renewed in the database
+            (on its clock) about every ``lease / 3`` seconds. When it stops being renewed
+            (the process was killed, its machine lost), the other managers over the store
+            resolve this manager's jobs within about one more ``lease``: executing ones
+            end FAILED with ``JobLostError`` (those of functions registered
+            ``resumable=True`` go back to CREATED and run again), waiting ones run
+            elsewhere.
 
     Raises:
         TypeError, ValueError: An invalid argument.
@@ -97,6 +106,7 @@ class JobManager(Queries, OutsideWork):
         max_concurrency: int | None = None,
         retention: float | timedelta | None = None,
         shutdown_timeout: float | timedelta = 10.0,
+        lease: float | timedelta = 30.0,
     ) -> None:
         if store is None:
             store = MemoryStore()
@@ -107,6 +117,7 @@ class JobManager(Queries, OutsideWork):
         self._store: Store = store
         self._retention = None if retention is None else to_seconds(retention, "retention")
         self._shutdown_timeout = to_seconds(shutdown_timeout, "shutdown_timeout", allow_inf=True)
+        lease_seconds = check_lease(lease)
         self._origin = new_id()
         self._phase = Phase.NEW
         self._tg: anyio.abc.TaskGroup | None = None
@@ -126,6 +137,16 @@ class JobManager(Queries, OutsideWork):
         self._pool = WorkerPool(ReadyQueue(), self._recorder, self._sink, max_concurrency)
         self._follower = Follower(self._recorder, self._publisher, self._waiters)
         self._reports = Reports(self._origin, store, self._sink, self._publisher, self._waiters)
+        self._upkeep = Upkeep(
+            self._origin,
+            store,
+            durable=self._sink.claims,
+            lease=lease_seconds,
+            reports=self._reports,
+            recorder=self._recorder,
+            registry=self._registry,
+            pool=self._pool,
+        )
         self._control = Control(
             self._origin, store, self._sink, self._recorder, self._registry, self._waiters, self._reports
         )
@@ -178,6 +199,11 @@ class JobManager(Queries, OutsideWork):
             msg = "a JobManager can be entered only once"
             raise JobError(msg)
         feed = await open_store(self._store, self._origin)  # StoreError: nothing to unwind yet
+        try:
+            await self._upkeep.open()  # the lease, before any job
+        except BaseException:
+            feed.close()
+            raise
         context = contextvars.copy_context()
         self._checkpoint = self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
         self._reports.checkpoint = self._checkpoint
@@ -190,7 +216,7 @@ class JobManager(Queries, OutsideWork):
         tg.start_soon(self._sink.run)
         tg.start_soon(self._delayed.run, self._pool.push)
         tg.start_soon(self._follower.run, feed)
-        tg.start_soon(self._reports.sweep)
+        tg.start_soon(self._upkeep.run)
         if self._retention is not None:
             tg.start_soon(retain, self._sink, self._store, self._retention)
         return self
@@ -204,10 +230,13 @@ class JobManager(Queries, OutsideWork):
         tg = self._tg
         assert tg is not None  # noqa: S101 - set by __aenter__
         self._phase = Phase.CLOSING
+        self._upkeep.claiming = False
         since = anyio.current_time()
         try:
             if exc is None or isinstance(exc, Exception):
                 await self._pool.drain(self._shutdown_timeout)  # delayed jobs not yet due do not count
+            if self._sink.claims:
+                self._recorder.leave_waiting()  # a durable store keeps them waiting, for any manager
             with anyio.CancelScope(shield=True):
                 await self._recorder.cancel_all(self._shutdown_timeout, since)
         finally:
@@ -226,6 +255,7 @@ class JobManager(Queries, OutsideWork):
             finally:
                 with anyio.CancelScope(shield=True):
                     await self._sink.close()
+                    await self._upkeep.close()
                 self._publisher.end_all()
                 self._waiters.wake_all()
         return None
@@ -243,17 +273,28 @@ class JobManager(Queries, OutsideWork):
 
     # -- registering and submitting ------------------------------------------------
 
-    def register(self, fn: JobFunction, name: str | None = None) -> JobFunction:
+    def register(self, fn: JobFunction, name: str | None = None, *, resumable: bool = False) -> JobFunction:
         """Register ``async def fn(ctx)`` under *name* so jobs can be submitted by name.
 
-        Needed for durable stores and for ``retry`` after a restart. Returns *fn*,
-        so it also works as a decorator.
+        Needed for durable stores and for ``retry`` after a restart. Over a durable
+        store, waiting jobs of a registered function may be started by any open
+        manager that registered the same name (exactly one runs each), and leaving the
+        ``async with`` leaves them waiting for one. Returns *fn*, so it also works as
+        a decorator.
+
+        Args:
+            fn: The job function.
+            name: The name to submit it by; by default its qualified name.
+            resumable: When the manager running one of its jobs is lost (its lease
+                ran out), the job goes back to CREATED and runs again (attempts kept),
+                instead of ending FAILED with ``JobLostError``.
 
         Raises:
-            TypeError: *fn* is not an ``async def fn(ctx)``, or *name* is not a valid name.
+            TypeError: *fn* is not an ``async def fn(ctx)``, *name* is not a valid
+                name, or *resumable* is not a bool.
             ValueError: Another function is registered under *name*.
         """
-        self._registry.register(fn, name)
+        self._registry.register(fn, name, resumable=resumable)
         return fn
 
     async def submit(

@@ -12,6 +12,7 @@ from anyjob._exceptions import StoreError
 from anyjob._limits import check_name
 from anyjob._manager._sink import Sink
 from anyjob._state import State
+from anyjob._time import to_seconds
 from anyjob.stores._base import Store, StoreFeed
 
 __all__ = [
@@ -86,6 +87,15 @@ async def retain(sink: Sink, store: Store, retention: float) -> None:
         await anyio.sleep(interval)
         await sink.settle()
         await store.delete_finished(time.time() - retention)
+
+
+def check_lease(value: object) -> float:
+    """``lease``: positive, finite seconds (or a ``timedelta``)."""
+    seconds = to_seconds(value, "lease")
+    if seconds <= 0.0:
+        msg = f"lease must be more than 0 seconds, got {seconds!r}"
+        raise ValueError(msg)
+    return seconds
 
 
 def check_concurrency(value: object) -> None:

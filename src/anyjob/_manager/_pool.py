@@ -121,6 +121,11 @@ class WorkerPool:
         self._tg = tg
         self._context = context
 
+    @property
+    def is_closed(self) -> bool:
+        """True once the manager began closing: no new worker starts."""
+        return self._closed
+
     def close(self) -> None:
         """Start no more workers; idle ones exit."""
         self._closed = True

@@ -7,7 +7,7 @@ from typing import Any, Final, final
 import anyio
 import attrs
 
-from anyjob._error_text import traceback_text
+from anyjob._error_text import error_type_of, traceback_text
 from anyjob._job import Context, Job, error_text
 from anyjob._manager._entry import Entry, Worker
 from anyjob._manager._publisher import Publisher
@@ -121,7 +121,11 @@ class Recorder:
 
     @staticmethod
     def requeue_fields(origin: str) -> dict[str, Any]:
-        """What ``retry`` writes to a FAILED or CANCELED record: CREATED again, owned by *origin*."""
+        """What ``retry`` writes to a FAILED or CANCELED record: CREATED again, owned by *origin*.
+
+        ``updated`` is the retry's time: ``updated_at`` never goes back.
+        """
+        now = _now()
         return {
             "state": _CREATED,
             "progress": 0.0,
@@ -130,10 +134,10 @@ class Recorder:
             "error": None,
             "error_type": None,
             "traceback": None,
-            "updated": None,
+            "updated": now,
             "started": None,
             "ended": None,
-            "scheduled": _now(),
+            "scheduled": now,
             "owner": origin,
             "cancel_requested": False,
         }
@@ -185,7 +189,7 @@ class Recorder:
                     error = _unstorable(exc)
         if error is not None:
             record.error = error_text(error)
-            record.error_type = type(error).__qualname__
+            record.error_type = error_type_of(error)
             record.traceback = traceback_text(error)
         record.ended = _now()
         _become(record, state)
@@ -255,7 +259,7 @@ class Recorder:
                 error = _unstorable(exc)
         if error is not None:
             record.error = error_text(error)
-            record.error_type = type(error).__qualname__
+            record.error_type = error_type_of(error)
             record.traceback = traceback_text(error)
         if record.state is not _CREATED:
             record.progress = job.progress
@@ -351,6 +355,16 @@ class Recorder:
             if self._publisher.streams:
                 self._publisher.info(info)
             self._waiters.wake(stored.id, info)
+
+    def leave_waiting(self) -> None:
+        """Closing over a durable store: waiting jobs of registered functions stay waiting there.
+
+        For any manager that registered them (this one after a restart too). They leave
+        this manager without a write: their records stay CREATED.
+        """
+        for entry in list(self.entries.values()):
+            if entry.record.state is _CREATED and entry.spec.registered:
+                self.taken_elsewhere(entry)
 
     def taken_elsewhere(self, entry: Entry) -> None:
         """Another manager canceled this waiting job and retried it: the job is that one's now.

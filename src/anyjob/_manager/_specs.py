@@ -8,6 +8,7 @@ from typing import Any, Final, final
 from anyjob._exceptions import JobError
 from anyjob._functions import default_name, job_function, policy_parts
 from anyjob._job import Context
+from anyjob._kinds import RESERVED
 from anyjob._limits import check_labels, check_name
 from anyjob._records import JobRecord
 from anyjob._retry import Retry
@@ -29,7 +30,17 @@ _NOTHING: Final = object()
 class Spec:
     """What to run: the function and its policies, shared by every job that uses them."""
 
-    __slots__ = ("default_name", "fn", "in_place", "isolate", "key", "registered", "retry", "timeout")
+    __slots__ = (
+        "default_name",
+        "fn",
+        "in_place",
+        "isolate",
+        "key",
+        "registered",
+        "resumable",
+        "retry",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -39,12 +50,15 @@ class Spec:
         timeout: float | None,
         *,
         registered: bool = False,
+        resumable: bool = False,
     ) -> None:
         self.key = key
         self.fn = fn
         self.retry = retry
         self.timeout = timeout
         self.registered = registered
+        #: Registered ``resumable=True``: a job of a lost manager goes back to CREATED, not FAILED.
+        self.resumable = resumable
         #: No policy: its jobs run right in a worker, without a Job or an Executor.
         self.in_place = retry is None and timeout is None
         #: Its jobs set context variables: each runs in a context of its own instead of
@@ -97,7 +111,17 @@ class SpecRegistry:
         """How many specs are cached by call, and how many unregistered ones are kept for retry."""
         return len(self._by_call), len(self._local)
 
-    def register(self, fn: object, name: str | None) -> None:
+    @property
+    def names(self) -> list[str]:
+        """The registered names: the functions this manager may take waiting jobs of."""
+        return list(self._registered)
+
+    @property
+    def resumable(self) -> list[str]:
+        """The names registered ``resumable=True``."""
+        return [name for name, spec in self._registered.items() if spec.resumable]
+
+    def register(self, fn: object, name: str | None, *, resumable: bool = False) -> None:
         """Register *fn* under *name* (by default its qualified name).
 
         Raises:
@@ -106,11 +130,17 @@ class SpecRegistry:
         """
         checked = job_function(fn, what="register()")
         key = default_name(checked) if name is None else check_name(name, "a registered name")
+        if key in RESERVED:
+            msg = f"{key!r} is reserved (it marks jobs no function runs); register under another name"
+            raise ValueError(msg)
         current = self._registered.get(key)
         if current is not None and current.fn is not checked:
             msg = f"another function is already registered as {key!r}"
             raise ValueError(msg)
-        self._registered[key] = Spec(key, checked, None, None, registered=True)
+        if not isinstance(resumable, bool):
+            msg = f"resumable must be a bool, not {type(resumable).__name__}"
+            raise TypeError(msg)
+        self._registered[key] = Spec(key, checked, None, None, registered=True, resumable=resumable)
         self._by_call.clear()  # a function registered now is named by its registration from now on
         self._last_fn = _NOTHING
         self._last_spec = _NO_SPEC

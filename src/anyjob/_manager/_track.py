@@ -10,7 +10,7 @@ import anyio
 
 from anyjob._backend import new_cancel_scope
 from anyjob._context import Context
-from anyjob._exceptions import JobError
+from anyjob._exceptions import JobError, ManagerClosedError
 from anyjob._kinds import TRACKED
 from anyjob._manager._entry import Entry, Worker
 from anyjob._manager._recorder import Recorder
@@ -77,6 +77,13 @@ class Tracked:
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
         entry = self._entry = Entry(recorder, record, TRACKED_SPEC)
         recorder.add(entry)
+        try:
+            self._refuse("track a block")  # the manager may have begun closing meanwhile
+        except ManagerClosedError:
+            recorder.cancel_waiting(entry)  # recorded CANCELED, never run
+            with anyio.CancelScope(shield=True):
+                await self._sink.close()  # the manager's final flush may have run already
+            raise
         recorder.tracked += 1  # a closing manager waits for it as for a running job
         worker = Worker()
         scope = worker.scope = new_cancel_scope()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, Final, Protocol, final, runtime_checkable
 
 import attrs
 
 from anyjob._exceptions import JobLostError
+from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics
 from anyjob._state import State
 
@@ -47,6 +48,56 @@ def lost_error(stale_after: float) -> str:
     """
     shown = int(stale_after) if stale_after.is_integer() and abs(stale_after) < 1e15 else stale_after  # noqa: PLR2004
     return f"no report for {shown} s (stale_after)"
+
+
+def lease_lost_error() -> str:
+    """The ``error`` :meth:`Store.recover_lost` gives a running job of a lost manager.
+
+    The same text in every store; its ``error_type`` is :data:`LOST_ERROR_TYPE`.
+    """
+    return "its manager stopped renewing its lease (lost)"
+
+
+def check_lease(origin: str, lease: float) -> None:
+    """Refuse what :meth:`Store.renew_lease` cannot record.
+
+    Raises:
+        TypeError: *lease* is not a number.
+        ValueError: *origin* is ``""`` or ``"<external>"`` (no manager), or *lease* is not
+            positive and finite.
+    """
+    if not origin or origin == EXTERNAL:
+        msg = f"a lease is taken by a manager id, not {origin!r}"
+        raise ValueError(msg)
+    if isinstance(lease, bool) or not isinstance(lease, int | float):
+        msg = f"lease must be a number of seconds, not {type(lease).__name__}"
+        raise TypeError(msg)
+    if not 0 < lease < math.inf:
+        msg = f"lease must be positive and finite, got {lease!r}"
+        raise ValueError(msg)
+
+
+def check_claim(limit: int, grace: float) -> None:
+    """Refuse what :meth:`Store.claim_waiting` cannot use.
+
+    Raises:
+        TypeError: *limit* is not an int, or *grace* not a number.
+        ValueError: *grace* is negative or NaN (``math.inf``: never take a live owner's job).
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        msg = f"limit must be an int, not {type(limit).__name__}"
+        raise TypeError(msg)
+    if isinstance(grace, bool) or not isinstance(grace, int | float):
+        msg = f"grace must be a number of seconds, not {type(grace).__name__}"
+        raise TypeError(msg)
+    if not grace >= 0:
+        msg = f"grace must be zero or more seconds, got {grace!r}"
+        raise ValueError(msg)
+
+
+def claim_order(record: JobRecord) -> tuple[int, float, str]:
+    """The order :meth:`Store.claim_waiting` takes records in: highest priority, oldest due, id."""
+    return (-record.priority, record.scheduled, record.id)
 
 
 def snapshot(record: JobRecord) -> JobInfo:
@@ -311,6 +362,100 @@ class Store(Protocol):
 
         Raises:
             anyjob.StoreError: The store failed (the cause chained); nothing changed.
+        """
+        ...
+
+    async def renew_lease(self, origin: str, lease: float) -> None:
+        """Record that the manager *origin* is alive for *lease* more seconds.
+
+        The lease expires at "now + *lease*" by **the store's clock** (the database's in a
+        database, so managers on machines whose clocks disagree compare one time); a renewal
+        replaces the previous expiry. A manager renews well before its lease runs out
+        (a third of it, say); once it has run out, :meth:`recover_lost` of another manager
+        may resolve its jobs. Nothing goes on the feeds.
+
+        Raises:
+            TypeError: *lease* is not a number.
+            ValueError: *origin* is ``""`` or ``"<external>"``, or *lease* is not positive
+                and finite.
+            anyjob.StoreError: The store failed (the cause chained).
+        """
+        ...
+
+    async def release_lease(self, origin: str) -> None:
+        """Delete *origin*'s lease: a clean close (a no-op without one).
+
+        Its waiting records are then anyone's at once (:meth:`claim_waiting`); its records
+        still executing are never resolved by :meth:`recover_lost` (no lease runs out), so a
+        manager ends or hands back its running jobs before it releases its lease.
+
+        Raises:
+            anyjob.StoreError: The store failed (the cause chained).
+        """
+        ...
+
+    async def recover_lost(self, *, origin: str, resumable: Collection[str]) -> list[str]:
+        """Resolve the jobs of every manager whose lease ran out; returns the ids whose state changed.
+
+        A lease is lost when its expiry is before the store's now; *origin*'s own never
+        counts (even expired: it is asking, so it is alive). Atomically (one transaction in
+        a database), for every record a lost manager owns, with ``now`` the store's clock:
+
+        * ``RUNNING`` with ``cancel_requested``, and ``CANCELING``: ``CANCELED``, ``ended = now``;
+        * ``RUNNING`` whose ``function`` is in *resumable*: back to ``CREATED`` to run again,
+          owned by nobody (``owner`` ``""``, so any manager may take it with
+          :meth:`claim_waiting`), ``scheduled = now``; ``started``, ``ended``, ``message``,
+          ``result``, ``error``, ``error_type``, ``traceback`` and ``updated`` cleared,
+          ``progress`` 0, ``cancel_requested`` ``False``, ``attempts`` kept;
+        * any other ``RUNNING`` one: ``FAILED``, ``ended = now``, with ``error_type``
+          ``"JobLostError"`` and ``error`` ``"its manager stopped renewing its lease (lost)"``;
+        * ``CREATED``: owned by nobody (``owner`` ``""``, waiting for anyone; its state
+          unchanged, so its id is not returned).
+
+        Then the lost leases are deleted. Records of owners that never had a lease (an older
+        anyjob, a manager that never renewed one), external jobs (``owner``
+        ``"<external>"``) and done records are never touched. Like any write, each change
+        reaches the feeds of origins other than *origin* (an end as the record's end).
+        A manager calls this every round of its upkeep, so it is cheap when no lease
+        ran out (one read of the few leases).
+
+        Args:
+            origin: The id of the manager asking (its own feed is not told).
+            resumable: The ``function`` names any manager can run again (registered by name).
+
+        Raises:
+            anyjob.StoreError: The store failed (the cause chained); nothing changed.
+        """
+        ...
+
+    async def claim_waiting(
+        self, functions: Collection[str], *, origin: str, limit: int, grace: float
+    ) -> list[JobRecord]:
+        """Take up to *limit* waiting records for the manager *origin*; returns copies of them.
+
+        Atomically (one transaction in a database; exactly once: two managers asking at
+        the same time never both get a record), each record taken gets ``owner = origin``
+        and stays ``CREATED`` (the manager then claims it to run as its own). A record is
+        taken when it is ``CREATED``, its ``function`` is in *functions*, it is due
+        (``scheduled`` at or before the store's now), its owner is neither *origin* nor
+        ``"<external>"``, and either its owner has no live lease (``""``, an owner whose
+        lease ran out or was released, or one that never had a lease) or it has been due
+        for at least *grace* seconds (a busy manager's backlog is shared). Highest
+        ``priority`` first, then the oldest ``scheduled``, then the id; the records
+        are returned in that order. Each change reaches the feeds of origins other than
+        *origin* (the former owner learns that its record was taken).
+
+        Args:
+            functions: The ``function`` names *origin* can run.
+            origin: The id of the manager taking them.
+            limit: At most this many (``0`` or less: none).
+            grace: Seconds a live owner's due record waits before another manager may take
+                it (``math.inf``: never).
+
+        Raises:
+            TypeError: *limit* is not an int, or *grace* not a number.
+            ValueError: *grace* is negative or NaN.
+            anyjob.StoreError: The store failed (the cause chained); nothing taken.
         """
         ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, final
 
 import anyio.lowlevel
@@ -12,10 +12,18 @@ import attrs
 from anyjob._exceptions import JobError
 from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics, check_json_safe, now_timestamp
-from anyjob._signal import Signal
 from anyjob._state import State
-from anyjob.stores._base import LOST_ERROR_TYPE, JobQuery, RecordUpdate, StoreChange, lost_error, snapshot
+from anyjob.stores._base import (
+    LOST_ERROR_TYPE,
+    JobQuery,
+    RecordUpdate,
+    check_claim,
+    check_lease,
+    lost_error,
+)
 from anyjob.stores._index import Index, Tally
+from anyjob.stores._memory_feed import MemoryFeed, copied_snapshot, final_info
+from anyjob.stores._memory_leases import Leases
 
 __all__ = ["MemoryStore"]
 
@@ -34,77 +42,6 @@ _INDEX_SHARE: Final = 0.25
 
 def _newest_first(record: JobRecord) -> tuple[float, str]:
     return (record.created, record.id)
-
-
-_CONTAINERS: Final = (list, dict)
-
-
-def _snapshot(record: JobRecord) -> JobInfo:
-    info = snapshot(record)
-    params: Any = info.params
-    result: Any = info.result
-    # Params and results are handed out as copies: a caller mutating them must not
-    # change the record. (Records hold plain lists and dicts: copies made by check_json_safe.)
-    if type(params) in _CONTAINERS or type(result) in _CONTAINERS:
-        return attrs.evolve(
-            info, params=check_json_safe(params, "params"), result=check_json_safe(result, "result")
-        )
-    return info
-
-
-@final
-class _MemoryFeed:
-    """Changes by other origins, coalesced per job (the latest change wins).
-
-    A changed job is kept as its record (the snapshot is taken when the feed is
-    read); a deleted one as its info at the deletion (the record is gone then), or
-    ``None`` when that info cannot be read.
-    """
-
-    __slots__ = ("_changed", "_closed", "_pending", "_store", "origin")
-
-    def __init__(self, store: MemoryStore, origin: str) -> None:
-        self._store = store
-        self.origin = origin
-        self._pending: dict[str, JobRecord | JobInfo | None] = {}
-        self._changed = Signal()
-        self._closed = False
-
-    def push(self, job_id: str, change: JobRecord | JobInfo | None) -> None:
-        """*change*: the changed record, or the final info of a deleted one (``None``: unknown)."""
-        pending = self._pending
-        pending.pop(job_id, None)  # keep the order of the latest change
-        pending[job_id] = change
-        self._changed.fire()
-
-    def close(self) -> None:
-        self._closed = True
-        self._store._feeds = [feed for feed in self._store._feeds if feed is not self]
-        self._changed.fire()
-
-    async def __aiter__(self) -> AsyncIterator[list[StoreChange]]:
-        while not self._closed:
-            if not self._pending:
-                await self._changed.wait()
-                continue
-            pending, self._pending = self._pending, {}
-            yield [_change(job_id, change) for job_id, change in pending.items()]
-
-
-def _change(job_id: str, change: JobRecord | JobInfo | None) -> StoreChange:
-    if change is None or isinstance(change, JobInfo):  # deleted
-        return StoreChange(job_id=job_id, info=None, cancel_requested=False, owner="", final=change)
-    return StoreChange(
-        job_id=job_id, info=_snapshot(change), cancel_requested=change.cancel_requested, owner=change.owner
-    )
-
-
-def _final(record: JobRecord) -> JobInfo | None:
-    """The info a deleted *record* ended with (``None`` for one whose times cannot be read)."""
-    try:
-        return _snapshot(record)
-    except ValueError:  # a NaN time: the deletion is still reported
-        return None
 
 
 @final
@@ -127,6 +64,11 @@ class MemoryStore:
     they were inserted or updated through :meth:`apply` (not at every record): a
     writer on the fast path sets ``stale_after`` before :meth:`insert_now`, or through
     :meth:`apply`, never in place from ``None``.
+
+    Leases are kept by this process's clock (``time.time()``). :meth:`claim_waiting`
+    returns the store's **own** records (shared, not copies: the in-process manager
+    writes them in place, as it does those of :meth:`record_now`); it looks at every
+    waiting record, as :meth:`recover_lost` does at every live one when a lease ran out.
     """
 
     reindex: Final[Callable[[JobRecord, State], None]]
@@ -149,7 +91,8 @@ class MemoryStore:
         index = self._index = Index()
         # The index's own dict (never replaced): one attribute lookup less on the fast path.
         self._records = index.records
-        self._feeds: list[_MemoryFeed] = []
+        self._feeds: list[MemoryFeed] = []
+        self._leases = Leases()
         # The index's own methods, not wrappers: one call less per job for each.
         self.reindex = index.move
         self.reindex_later = index.move_later
@@ -195,7 +138,7 @@ class MemoryStore:
     def get_now(self, job_id: str) -> JobInfo | None:
         """:meth:`get` without the ``await`` (the store is in memory)."""
         record = self._records.get(job_id)
-        return None if record is None else _snapshot(record)
+        return None if record is None else copied_snapshot(record)
 
     def state_now(self, job_id: str) -> State | None:
         """The state of one record without building a snapshot, or ``None``."""
@@ -309,7 +252,7 @@ class MemoryStore:
         """Tell the feeds of origins other than *origin* that *record* was deleted."""
         feeds = [feed for feed in self._feeds if feed.origin != origin]
         if feeds:
-            final = _final(record)  # one snapshot for all
+            final = final_info(record)  # one snapshot for all
             for feed in feeds:
                 feed.push(record.id, final)
 
@@ -381,10 +324,69 @@ class MemoryStore:
             expired.append(job_id)
         return expired
 
+    async def renew_lease(self, origin: str, lease: float) -> None:
+        """Record that the manager *origin* is alive for *lease* more seconds (this process's clock).
+
+        Raises:
+            TypeError, ValueError: An invalid *origin* or *lease* (see :meth:`Store.renew_lease
+                <anyjob.stores.Store.renew_lease>`).
+        """
+        check_lease(origin, lease)
+        await anyio.lowlevel.checkpoint()
+        self._leases.renew(origin, lease, now_timestamp())
+
+    async def release_lease(self, origin: str) -> None:
+        """Delete *origin*'s lease (a clean close)."""
+        await anyio.lowlevel.checkpoint()
+        self._leases.release(origin)
+
+    async def recover_lost(self, *, origin: str, resumable: Collection[str]) -> list[str]:
+        """Resolve the jobs of every manager whose lease ran out; returns the ids whose state changed.
+
+        See :meth:`Store.recover_lost <anyjob.stores.Store.recover_lost>`; after a
+        checkpoint, every change is made at once (nothing awaits in between).
+        """
+        await anyio.lowlevel.checkpoint()
+        if not self._leases.expires:
+            return []
+        index = self._index
+        index.settle()
+        changed, touched = self._leases.recover(index, origin, resumable, now_timestamp())
+        if self._feeds:
+            for record in touched:
+                self._publish(record, origin)
+        return changed
+
+    async def claim_waiting(
+        self, functions: Collection[str], *, origin: str, limit: int, grace: float
+    ) -> list[JobRecord]:
+        """Take up to *limit* waiting records for *origin*; returns the store's own records.
+
+        See :meth:`Store.claim_waiting <anyjob.stores.Store.claim_waiting>`; after a
+        checkpoint, every record is taken at once. The records returned are shared with the
+        store, not copies (for the in-process manager, which writes them in place).
+
+        Raises:
+            TypeError, ValueError: An invalid *limit* or *grace*.
+        """
+        check_claim(limit, grace)
+        await anyio.lowlevel.checkpoint()
+        if limit <= 0 or not functions:
+            return []
+        index = self._index
+        index.settle()
+        taken = self._leases.claim(
+            index, functions, origin=origin, limit=limit, grace=grace, now=now_timestamp()
+        )
+        if self._feeds:
+            for record in taken:
+                self._publish(record, origin)
+        return taken
+
     async def get(self, job_id: str) -> JobInfo | None:
         """A snapshot of one record, or ``None``."""
         record = self._records.get(job_id)
-        return None if record is None else _snapshot(record)
+        return None if record is None else copied_snapshot(record)
 
     async def get_record(self, job_id: str) -> JobRecord | None:
         """A copy of one record, or ``None``."""
@@ -414,14 +416,14 @@ class MemoryStore:
                     if query.matches(record)
                 )
                 page = heapq.nlargest(wanted, candidates, key=_newest_first)
-                return [_snapshot(record) for record in page[query.offset :]]
+                return [copied_snapshot(record) for record in page[query.offset :]]
         found: list[JobRecord] = []
         for record in reversed(self._records.values()):
             if query.matches(record):
                 found.append(record)
                 if len(found) >= wanted:
                     break
-        return [_snapshot(record) for record in found[query.offset :]]
+        return [copied_snapshot(record) for record in found[query.offset :]]
 
     async def statistics(
         self, *, name: str | None = None, labels: Mapping[str, str] | None = None
@@ -440,8 +442,8 @@ class MemoryStore:
             return tally.statistics(by_name)
         return index.statistics(name)
 
-    def subscribe(self, origin: str) -> _MemoryFeed:
+    def subscribe(self, origin: str) -> MemoryFeed:
         """Subscribe to the changes made by every origin other than *origin*."""
-        feed = _MemoryFeed(self, origin)
+        feed = MemoryFeed(self, origin)
         self._feeds.append(feed)
         return feed

@@ -41,8 +41,10 @@ class PostgresStore(SQLStore):
     Needs the ``psycopg`` driver (``pip install 'anyjob[postgres]'``). Calls run in
     a worker thread on one connection (so it works on asyncio and trio alike).
 
-    Known limits: a job is run by the manager that submitted it (or retried it);
-    jobs of a process that died stay as they were until canceled or cleaned up.
+    Leases: each manager keeps a lease in the database (:meth:`renew_lease`, by the
+    database's clock); when a process dies its lease runs out, and another manager's
+    :meth:`recover_lost` resolves its jobs. Waiting jobs are shared between managers
+    (:meth:`claim_waiting`, exactly once).
 
     Connecting (in a worker thread, by :meth:`open` or the first call) is bounded
     by ``connect_timeout``; the schema and tables are created under a session-level
@@ -122,6 +124,9 @@ class PostgresStore(SQLStore):
             translate=True,
             greatest="GREATEST",
             lock_row=" FOR UPDATE",
+            skip_locked=" FOR UPDATE SKIP LOCKED",
+            indexed_by=False,
+            now="CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
             integrity_errors=(psycopg.errors.UniqueViolation,),
             errors=(psycopg.Error,),
             usable=_usable,
@@ -154,7 +159,8 @@ class PostgresStore(SQLStore):
         for statement in _TABLES:
             raw.execute(statement)
         if version < SCHEMA_VERSION:
-            # Version 1 to 2: the change log's final column; 2 to 3: the jobs' new columns.
+            # Version 1 to 2: the change log's final column; 2 to 3: the jobs' new columns;
+            # 3 to 4: the leases table and the waiting index (made by _TABLES above).
             raw.execute(f"ALTER TABLE anyjob_changes ADD COLUMN IF NOT EXISTS {FINAL_COLUMN}")
             for _, definition in JOB_COLUMNS:
                 raw.execute(f"ALTER TABLE anyjob_jobs ADD COLUMN IF NOT EXISTS {definition.format(**_TYPES)}")

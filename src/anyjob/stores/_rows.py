@@ -1,4 +1,4 @@
-"""Job records as SQL rows and back, and queries as WHERE clauses (for the SQL stores)."""
+"""Job records as SQL rows and back, queries as WHERE clauses, counts over them (for the SQL stores)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from typing import Any, Final
 import attrs
 
 from anyjob._exceptions import StoreError
-from anyjob._records import JobRecord
+from anyjob._records import JobRecord, JobStatistics
 from anyjob._state import State
 from anyjob.stores._base import clamp_timestamp
+from anyjob.stores._connection import Connection
 
 __all__: list[str] = []
 
 STATE_BY_VALUE: Final = {state.value: state for state in State}
+DONE: Final = (State.SUCCEEDED.value, State.FAILED.value, State.CANCELED.value)
+_ACTIVE: Final = (State.CREATED, State.RUNNING, State.CANCELING)
 FIELDS: Final = tuple(field.name for field in attrs.fields(JobRecord))
 _JSON_FIELDS: Final = frozenset({"labels", "params", "result"})
 _TIME_FIELDS: Final = frozenset({"created", "scheduled", "started", "ended", "updated"})
@@ -115,3 +118,45 @@ def filters(
         )
         params.extend((key, value))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def count(conn: Connection, name: str | None, labels: Mapping[str, str] | None) -> JobStatistics:
+    """Counts over the matching rows (in states this anyjob knows)."""
+    where, params = filters(name=name, labels=labels)
+    done = ",".join("?" * len(DONE))
+    rows = conn.execute(
+        f"SELECT state, COUNT(*) AS n, "  # noqa: S608 - built from constants
+        f"SUM(CASE WHEN state IN ({done}) AND started IS NOT NULL AND ended IS NOT NULL "
+        f"THEN {conn.greatest}(ended - started, 0) END) AS duration_sum, "
+        f"COUNT(CASE WHEN state IN ({done}) AND started IS NOT NULL AND ended IS NOT NULL "
+        f"THEN 1 END) AS duration_count "
+        f"FROM anyjob_jobs{where} GROUP BY state",
+        [*DONE, *DONE, *params],
+    ).fetchall()
+    by_state = dict.fromkeys(State, 0)
+    duration_sum = 0.0
+    duration_count = 0
+    for row in rows:
+        state = STATE_BY_VALUE.get(row["state"])
+        if state is None:  # written by a newer anyjob: not counted
+            continue
+        by_state[state] = row["n"]
+        duration_sum += row["duration_sum"] or 0.0
+        duration_count += row["duration_count"]
+    by_name = {
+        row["name"]: row["n"]
+        for row in conn.execute(
+            f"SELECT name, COUNT(*) AS n FROM anyjob_jobs{where} GROUP BY name",  # noqa: S608 - built from constants
+            params,
+        )
+    }
+    succeeded = by_state[State.SUCCEEDED]
+    finished = succeeded + by_state[State.FAILED] + by_state[State.CANCELED]
+    return JobStatistics(
+        total=sum(by_state.values()),
+        by_state=by_state,
+        by_name=by_name,
+        active=sum(by_state[state] for state in _ACTIVE),
+        success_rate=succeeded / finished if finished else 0.0,
+        average_duration=duration_sum / duration_count if duration_count else 0.0,
+    )

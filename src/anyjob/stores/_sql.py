@@ -11,7 +11,7 @@ translates it (see :class:`Connection`). Every driver error becomes a
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import anyio.to_thread
@@ -20,27 +20,18 @@ from anyjob._exceptions import JobError, StoreError
 from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics, now_timestamp
 from anyjob._state import State
-from anyjob.stores import _changes
-from anyjob.stores._base import LOST_ERROR_TYPE, JobQuery, RecordUpdate, lost_error
+from anyjob.stores import _changes, _sql_leases
+from anyjob.stores._base import JobQuery, RecordUpdate, check_claim, check_lease
 from anyjob.stores._changes import Feed, info_of, warn_undecodable
 from anyjob.stores._connection import Connection, head, seconds, transaction
-from anyjob.stores._rows import FIELDS, STATE_BY_VALUE, column, filters, from_row, to_row
+from anyjob.stores._rows import DONE, FIELDS, STATE_BY_VALUE, column, count, filters, from_row, to_row
 
 __all__: list[str] = []
 
 T = TypeVar("T")
 
-_DONE: Final = (State.SUCCEEDED.value, State.FAILED.value, State.CANCELED.value)
-_ACTIVE: Final = (State.CREATED, State.RUNNING, State.CANCELING)
 #: Ends a stored cancel request overrides (see Store.apply).
 _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
-#: The records expire_stale ends: watched, executing, silent too long (the partial index
-#: anyjob_jobs_stale finds the first two among few rows).
-_STALE: Final = (
-    "FROM anyjob_jobs WHERE stale_after IS NOT NULL AND state IN (?, ?)"
-    " AND COALESCE(updated, started, created) < ? - stale_after"
-)
-_EXECUTING: Final = (State.RUNNING.value, State.CANCELING.value)
 #: Changes older than this many seconds are forgotten (a feed polls far more often)...
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
@@ -283,10 +274,10 @@ class SQLStore:
 
     def _delete_finished(self, conn: Connection, ended_before: float) -> int:
         with transaction(conn):
-            done = ",".join("?" * len(_DONE))
+            done = ",".join("?" * len(DONE))
             rows = conn.execute(
                 f"DELETE FROM anyjob_jobs WHERE ended < ? AND state IN ({done}) RETURNING *",  # noqa: S608 - constants
-                (ended_before, *_DONE),
+                (ended_before, *DONE),
             ).fetchall()
             ids = [row["id"] for row in rows]
             conn.executemany("DELETE FROM anyjob_labels WHERE job_id = ?", [(job_id,) for job_id in ids])
@@ -300,37 +291,74 @@ class SQLStore:
         See :meth:`Store.expire_stale <anyjob.stores.Store.expire_stale>`: one transaction,
         taken only when a first read (without the write lock) finds a stale record.
         """
-        expired = await self._run("end stale jobs", self._expire_stale, now, origin)
+        expired = await self._run("end stale jobs", _sql_leases.expire_stale, now, origin, self._changed)
         if expired:
             self._poke(origin)
         return expired
 
-    def _expire_stale(self, conn: Connection, now: float, origin: str) -> list[str]:
-        if conn.execute(f"SELECT 1 AS found {_STALE} LIMIT 1", (*_EXECUTING, now)).fetchone() is None:
+    # -- leases and shared work ---------------------------------------------------------
+
+    async def renew_lease(self, origin: str, lease: float) -> None:
+        """Record that the manager *origin* is alive for *lease* more seconds (the database's clock).
+
+        Raises:
+            TypeError, ValueError: An invalid *origin* or *lease* (see :meth:`Store.renew_lease
+                <anyjob.stores.Store.renew_lease>`).
+            StoreError: The database failed (the cause chained).
+        """
+        check_lease(origin, lease)
+        await self._run(f"renew the lease of {origin!r}", _sql_leases.renew_lease, origin, float(lease))
+
+    async def release_lease(self, origin: str) -> None:
+        """Delete *origin*'s lease (a clean close)."""
+        await self._run(f"release the lease of {origin!r}", _sql_leases.release_lease, origin)
+
+    async def recover_lost(self, *, origin: str, resumable: Collection[str]) -> list[str]:
+        """Resolve the jobs of every manager whose lease ran out; returns the ids whose state changed.
+
+        See :meth:`Store.recover_lost <anyjob.stores.Store.recover_lost>`: one transaction,
+        taken only when a first read (without the write lock) finds a lease that ran out.
+        """
+        changed, logged = await self._run(
+            "recover the jobs of lost managers",
+            _sql_leases.recover_lost,
+            origin,
+            frozenset(resumable),
+            self._changed,
+        )
+        if logged:
+            self._poke(origin)
+        return changed
+
+    async def claim_waiting(
+        self, functions: Collection[str], *, origin: str, limit: int, grace: float
+    ) -> list[JobRecord]:
+        """Take up to *limit* waiting records for *origin*; returns copies of them, in order.
+
+        See :meth:`Store.claim_waiting <anyjob.stores.Store.claim_waiting>`: one transaction,
+        taken only when a first read (without the write lock) finds a record to take. A
+        record that cannot be decoded is not taken (a :class:`RuntimeWarning` names it).
+
+        Raises:
+            TypeError, ValueError: An invalid *limit* or *grace*.
+            StoreError: The database failed (the cause chained).
+        """
+        check_claim(limit, grace)
+        if limit <= 0 or not functions:
             return []
-        with transaction(conn):
-            rows = conn.execute(
-                f"SELECT id, state, stale_after, cancel_requested {_STALE}{conn.lock_row}",
-                (*_EXECUTING, now),
-            ).fetchall()
-            lost: list[tuple[str, str, str, float, str]] = []
-            canceled: list[tuple[str, float, str]] = []
-            for row in rows:
-                if row["state"] == State.RUNNING.value:
-                    end = State.CANCELED if row["cancel_requested"] else State.FAILED
-                    lost.append(
-                        (end.value, lost_error(float(row["stale_after"])), LOST_ERROR_TYPE, now, row["id"])
-                    )
-                else:
-                    canceled.append((State.CANCELED.value, now, row["id"]))
-            conn.executemany(
-                "UPDATE anyjob_jobs SET state = ?, error = ?, error_type = ?, ended = ? WHERE id = ?", lost
-            )
-            conn.executemany("UPDATE anyjob_jobs SET state = ?, ended = ? WHERE id = ?", canceled)
-            expired = [row["id"] for row in rows]
-            if expired:
-                self._changed(conn, expired, origin)
-        return expired
+        taken, broken = await self._run(
+            "take waiting jobs",
+            _sql_leases.claim_waiting,
+            sorted(set(functions)),
+            origin,
+            limit,
+            float(grace),
+            self._changed,
+        )
+        warn_undecodable(broken)
+        if taken:
+            self._poke(origin)
+        return taken
 
     # -- reading ------------------------------------------------------------------------
 
@@ -389,49 +417,7 @@ class SQLStore:
         self, *, name: str | None = None, labels: Mapping[str, str] | None = None
     ) -> JobStatistics:
         """Counts over the matching records (in states this anyjob knows)."""
-        return await self._run("count jobs", self._statistics, name, labels)
-
-    def _statistics(
-        self, conn: Connection, name: str | None, labels: Mapping[str, str] | None
-    ) -> JobStatistics:
-        where, params = filters(name=name, labels=labels)
-        done = ",".join("?" * len(_DONE))
-        rows = conn.execute(
-            f"SELECT state, COUNT(*) AS n, "  # noqa: S608 - built from constants
-            f"SUM(CASE WHEN state IN ({done}) AND started IS NOT NULL AND ended IS NOT NULL "
-            f"THEN {conn.greatest}(ended - started, 0) END) AS duration_sum, "
-            f"COUNT(CASE WHEN state IN ({done}) AND started IS NOT NULL AND ended IS NOT NULL "
-            f"THEN 1 END) AS duration_count "
-            f"FROM anyjob_jobs{where} GROUP BY state",
-            [*_DONE, *_DONE, *params],
-        ).fetchall()
-        by_state = dict.fromkeys(State, 0)
-        duration_sum = 0.0
-        duration_count = 0
-        for row in rows:
-            state = STATE_BY_VALUE.get(row["state"])
-            if state is None:  # written by a newer anyjob: not counted
-                continue
-            by_state[state] = row["n"]
-            duration_sum += row["duration_sum"] or 0.0
-            duration_count += row["duration_count"]
-        by_name = {
-            row["name"]: row["n"]
-            for row in conn.execute(
-                f"SELECT name, COUNT(*) AS n FROM anyjob_jobs{where} GROUP BY name",  # noqa: S608 - built from constants
-                params,
-            )
-        }
-        succeeded = by_state[State.SUCCEEDED]
-        finished = succeeded + by_state[State.FAILED] + by_state[State.CANCELED]
-        return JobStatistics(
-            total=sum(by_state.values()),
-            by_state=by_state,
-            by_name=by_name,
-            active=sum(by_state[state] for state in _ACTIVE),
-            success_rate=succeeded / finished if finished else 0.0,
-            average_duration=duration_sum / duration_count if duration_count else 0.0,
-        )
+        return await self._run("count jobs", count, name, labels)
 
     # -- the change feed ------------------------------------------------------------------
 

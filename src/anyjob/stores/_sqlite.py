@@ -25,8 +25,11 @@ _TABLES: Final = schema_statements(**_TYPES)
 __all__ = ["SQLiteStore"]
 
 
+#: The file's clock in POSIX seconds (``unixepoch('now', 'subsec')`` needs SQLite 3.42).
+_NOW: Final = "((julianday('now') - 2440587.5) * 86400.0)"
 #: The durability levels ``SQLiteStore(synchronous=...)`` takes.
 _SYNCHRONOUS: Final = frozenset({"FULL", "NORMAL"})
+
 
 @final
 class SQLiteStore(SQLStore):
@@ -42,9 +45,10 @@ class SQLiteStore(SQLStore):
     Calls run in a worker thread (one connection, used by one thread at a time).
     A manager batches its writes, so a job costs a few of them, not one per change.
 
-    Known limits: a job is run by the manager that submitted it (or retried it);
-    jobs of a process that died stay as they were (``RUNNING`` too) until they
-    are canceled or cleaned up.
+    Leases: each manager keeps a lease in the database (:meth:`renew_lease`, by the
+    database's clock); when a process dies its lease runs out, and another manager's
+    :meth:`recover_lost` resolves its jobs. Waiting jobs are shared between managers
+    (:meth:`claim_waiting`, exactly once).
 
     Opening (in a worker thread, by :meth:`open` or the first call) creates the
     tables in one ``BEGIN IMMEDIATE`` transaction, so processes starting at once on
@@ -119,6 +123,9 @@ class SQLiteStore(SQLStore):
             translate=False,
             greatest="max",
             lock_row="",
+            skip_locked="",  # one writer at a time (BEGIN IMMEDIATE): nothing to skip
+            indexed_by=True,
+            now=_NOW,
             integrity_errors=(sqlite3.IntegrityError,),
             errors=(sqlite3.Error,),
             usable=_usable,
@@ -181,7 +188,8 @@ def _migrate(raw: sqlite3.Connection) -> None:
     """The columns an older layout misses (SQLite has no ``ADD COLUMN IF NOT EXISTS``).
 
     Version 1 to 2: the change log's ``final`` column; 2 to 3: the jobs' ``updated``,
-    ``traceback`` and ``stale_after``.
+    ``traceback`` and ``stale_after``; 3 to 4 added only a table and an index (made by
+    the ``CREATE ... IF NOT EXISTS`` statements of the schema).
     """
     columns = {row[1] for row in raw.execute("PRAGMA table_info(anyjob_changes)")}
     if "final" not in columns:

@@ -1,0 +1,145 @@
+"""Upkeep: the one background sweeper of a manager over a shared store.
+
+Each round it renews this manager's lease (durable stores), resolves the jobs of managers
+whose lease ran out (``Store.recover_lost``), ends silent external jobs
+(``Store.expire_stale``) and, when workers are free, takes waiting jobs of the functions
+this manager registered (``Store.claim_waiting``). What changed is told to this manager's
+events, waiters and hooks here; the other managers learn it from their feeds.
+"""
+
+from __future__ import annotations
+
+from typing import Final, final
+
+import anyio
+import attrs
+
+from anyjob._exceptions import JobLostError, StoreError
+from anyjob._manager._entry import Entry
+from anyjob._manager._external import Reports
+from anyjob._manager._pool import WorkerPool
+from anyjob._manager._recorder import Recorder
+from anyjob._manager._specs import SpecRegistry
+from anyjob._records import now_timestamp
+from anyjob._state import State
+from anyjob.stores._base import Store
+
+__all__ = ["CLAIM_BATCH", "CLAIM_GRACE", "Upkeep"]
+
+#: Waiting jobs taken from the store at once when this manager has no concurrency limit.
+CLAIM_BATCH: Final = 16
+#: A live manager's waiting job may be taken by another once it has been due this long (seconds).
+CLAIM_GRACE: Final = 1.0
+_FAILED: Final = State.FAILED
+
+
+@final
+class Upkeep:
+    """Leases, lost managers' jobs, silent external jobs and shared waiting jobs, in one loop."""
+
+    __slots__ = (
+        "_durable",
+        "_lease",
+        "_origin",
+        "_pool",
+        "_recorder",
+        "_registry",
+        "_reports",
+        "_store",
+        "claiming",
+    )
+
+    def __init__(
+        self,
+        origin: str,
+        store: Store,
+        *,
+        durable: bool,
+        lease: float,
+        reports: Reports,
+        recorder: Recorder,
+        registry: SpecRegistry,
+        pool: WorkerPool,
+    ) -> None:
+        self._origin = origin
+        self._store = store
+        self._durable = durable  # leases and shared work: only over a store other processes reach
+        self._lease = lease
+        self._reports = reports
+        self._recorder = recorder
+        self._registry = registry
+        self._pool = pool
+        #: Whether to take waiting jobs from the store (not once the manager is closing).
+        self.claiming = True
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two rounds: a third of the lease, or less for short ``stale_after``."""
+        interval = self._reports.sweep_interval
+        return min(interval, self._lease / 3) if self._durable else interval
+
+    async def open(self) -> None:
+        """Take this manager's lease before its first job (durable stores)."""
+        if self._durable:
+            await self._store.renew_lease(self._origin, self._lease)
+
+    async def close(self) -> None:
+        """Give the lease back (a clean close: the jobs left waiting are anyone's at once)."""
+        if self._durable:
+            try:
+                await self._store.release_lease(self._origin)
+            except StoreError:
+                return  # the lease runs out by itself
+
+    async def run(self) -> None:
+        """Rounds until cancelled (a background task of the manager)."""
+        shortened = self._reports.shortened  # a short stale_after: look again at once
+        while True:
+            with anyio.move_on_after(self.interval):
+                await shortened.wait()
+            try:
+                await self.round()
+            except StoreError:
+                continue  # the store is unreachable now: the next round tries again
+
+    async def round(self) -> None:
+        """One round of upkeep."""
+        store = self._store
+        origin = self._origin
+        if self._durable:
+            await store.renew_lease(origin, self._lease)
+            lost = await store.recover_lost(origin=origin, resumable=self._registry.resumable)
+            await self._tell(lost)
+        await self._tell(await store.expire_stale(now_timestamp(), origin=origin))
+        if self._durable:
+            await self._claim()
+
+    async def _tell(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            info = await self._store.get(job_id)
+            if info is not None:
+                lost = (
+                    JobLostError(info.error, job_id=job_id) if info.state is _FAILED and info.error else None
+                )
+                self._reports.tell(info, lost)
+
+    async def _claim(self) -> None:
+        """Take waiting jobs of the functions registered here, as many as workers are free."""
+        names = self._registry.names
+        pool = self._pool
+        if not names or not self.claiming or pool.is_closed:
+            return
+        limit = pool.limit
+        free = CLAIM_BATCH if limit is None else limit - pool.executing - pool.ready.size
+        if free <= 0 or pool.ready.size:
+            return
+        records = await self._store.claim_waiting(names, origin=self._origin, limit=free, grace=CLAIM_GRACE)
+        recorder = self._recorder
+        for stored in records:
+            if stored.id in recorder.entries:
+                continue  # ours already (a retry of it here raced the claim)
+            record = attrs.evolve(stored)  # the manager's own copy (the sink writes it back)
+            spec = self._registry.for_retry(record)
+            entry = Entry(recorder, record, spec)
+            recorder.add(entry)
+            pool.push(entry)
