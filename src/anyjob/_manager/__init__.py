@@ -7,7 +7,8 @@ module                  responsibility
 ``_queries``            its query methods (a base class): get, status, wait, list, stats
 ``_outside``            its methods for work outside its workers (a base class)
 ``_track``              ``track()``: a block of the caller's code as a live job
-``_external``           external jobs: reports by id, the ``stale_after`` sweep
+``_external``           external jobs: reports by id, how often to look for silent ones
+``_upkeep``             leases, lost managers' jobs, silent jobs, shared waiting jobs
 ``_intake``             the record a submit makes of its arguments
 ``_control``            cancel, retry, delete by id
 ``_completion``         ``as_completed``
