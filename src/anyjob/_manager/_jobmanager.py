@@ -94,7 +94,9 @@ class JobManager(Queries, OutsideWork):
             resolve this manager's jobs within about one more ``lease``: executing ones
             end FAILED with ``JobLostError`` (those of functions registered
             ``resumable=True`` go back to CREATED and run again), waiting ones run
-            elsewhere.
+            elsewhere. A waiting job of a registered function that has been due for a
+            whole ``lease`` may be started by another manager that registered it (a busy
+            manager's backlog is shared).
 
     Raises:
         TypeError, ValueError: An invalid argument.

@@ -24,12 +24,10 @@ from anyjob._records import now_timestamp
 from anyjob._state import State
 from anyjob.stores._base import Store
 
-__all__ = ["CLAIM_BATCH", "CLAIM_GRACE", "Upkeep"]
+__all__ = ["CLAIM_BATCH", "Upkeep"]
 
 #: Waiting jobs taken from the store at once when this manager has no concurrency limit.
 CLAIM_BATCH: Final = 16
-#: A live manager's waiting job may be taken by another once it has been due this long (seconds).
-CLAIM_GRACE: Final = 1.0
 _FAILED: Final = State.FAILED
 
 
@@ -133,7 +131,8 @@ class Upkeep:
         free = CLAIM_BATCH if limit is None else limit - pool.executing - pool.ready.size
         if free <= 0 or pool.ready.size:
             return
-        records = await self._store.claim_waiting(names, origin=self._origin, limit=free, grace=CLAIM_GRACE)
+        # A live manager's waiting job is taken once it has been due for a lease: its backlog.
+        records = await self._store.claim_waiting(names, origin=self._origin, limit=free, grace=self._lease)
         recorder = self._recorder
         for stored in records:
             if stored.id in recorder.entries:
