@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, cast
 
+import anyio
 import attrs
 import pytest
 
 from anyjob import State
 from anyjob.stores import JobRecord, Store
+from anyjob.stores._base import StoreChange, StoreFeed
 
 #: Every store kind the contract covers; the durable ones keep records in a database.
 KINDS = ["memory", "protocol", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -69,3 +72,15 @@ def record(job_id: str, **fields: Any) -> JobRecord:
     }
     values.update(fields)
     return JobRecord(**values)
+
+
+async def changes_until(feed: StoreFeed, done: Callable[[list[StoreChange]], bool]) -> list[StoreChange]:
+    """Changes from *feed* until ``done(changes_so_far)`` (within 5 s)."""
+    seen: list[StoreChange] = []
+    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(feed))) as batches:
+        with anyio.fail_after(5):
+            async for changes in batches:
+                seen.extend(changes)
+                if done(seen):
+                    break
+    return seen

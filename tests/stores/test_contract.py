@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-import anyio
 import pytest
-from tests.stores.support import StoreKit, record
+from tests.stores.support import StoreKit, changes_until, record
 
 from anyjob import JobError, State, StoreError
-from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore, Store, StoreChange, StoreFeed
+from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore, Store
 from conftest import POSTGRES_DSN
 
 pytestmark = pytest.mark.anyio
 
 _RUNNING = frozenset({State.RUNNING})
 _T = 1_700_000_000.0  # when support.record() creates its records
-
-
-async def _changes_until(feed: StoreFeed, done: Callable[[list[StoreChange]], bool]) -> list[StoreChange]:
-    """Changes from *feed* until ``done(changes_so_far)`` (within 5 s)."""
-    seen: list[StoreChange] = []
-    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(feed))) as batches:
-        with anyio.fail_after(5):
-            async for changes in batches:
-                seen.extend(changes)
-                if done(seen):
-                    break
-    return seen
 
 
 class TestStoreContract:
@@ -222,14 +208,14 @@ class TestStoreContract:
         await other.insert(record("j1", owner="manager-b"))
         await mine.insert(record("j2", owner="manager-a"))  # its own: not reported
         await other.request_cancel("j1", origin="manager-b")
-        seen = await _changes_until(
+        seen = await changes_until(
             feed, lambda seen: any(c.info is not None and c.info.state is State.CANCELED for c in seen)
         )
         assert {change.job_id for change in seen} == {"j1"}
         last = seen[-1]
         assert (last.cancel_requested, last.owner) == (True, "manager-b")
         assert await other.delete_finished(9e9) == 1
-        gone = await _changes_until(feed, lambda seen: any(c.job_id == "j1" and c.info is None for c in seen))
+        gone = await changes_until(feed, lambda seen: any(c.job_id == "j1" and c.info is None for c in seen))
         assert gone[-1].owner == ""
         feed.close()
         assert [changes async for changes in feed] == []  # closed: the iterator ends
@@ -261,7 +247,7 @@ class TestStoreContract:
         other = kit.new()
         feed = mine.subscribe("manager-a")  # no open(): nothing read yet
         await other.insert(record("j1", owner="manager-b"))  # before the feed's first iteration
-        seen = await _changes_until(feed, lambda seen: any(c.job_id == "j1" for c in seen))
+        seen = await changes_until(feed, lambda seen: any(c.job_id == "j1" for c in seen))
         assert seen[-1].job_id == "j1"
         feed.close()
 
@@ -425,7 +411,7 @@ class TestStoreContract:
             record("j2", owner="manager-a", state=State.CANCELING, started=1.0, stale_after=1.0)
         )
         assert sorted(await other.expire_stale(10.0, origin="manager-b")) == ["j1", "j2"]
-        seen = await _changes_until(
+        seen = await changes_until(
             feed,
             lambda seen: (
                 {c.job_id for c in seen if c.info is not None and c.info.state.is_done} == {"j1", "j2"}

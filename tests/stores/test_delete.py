@@ -3,30 +3,15 @@ to other origins' feeds (``delete`` and ``delete_finished``), and a cancel reque
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator, Callable
-from typing import cast
+from collections.abc import Callable
 
-import anyio
 import pytest
-from tests.stores.support import StoreKit, record
+from tests.stores.support import StoreKit, changes_until, record
 
 from anyjob import State
-from anyjob.stores import JobQuery, RecordUpdate, StoreChange, StoreFeed
+from anyjob.stores import JobQuery, RecordUpdate, StoreChange
 
 pytestmark = pytest.mark.anyio
-
-
-async def _changes_until(feed: StoreFeed, done: Callable[[list[StoreChange]], bool]) -> list[StoreChange]:
-    """Changes from *feed* until ``done(changes_so_far)`` (within 5 s)."""
-    seen: list[StoreChange] = []
-    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(feed))) as batches:
-        with anyio.fail_after(5):
-            async for changes in batches:
-                seen.extend(changes)
-                if done(seen):
-                    break
-    return seen
 
 
 def _deleted(job_id: str) -> Callable[[list[StoreChange]], bool]:
@@ -77,7 +62,7 @@ async def test_a_deletion_reaches_other_feeds_with_the_final_info(kit: StoreKit)
     )
     assert await other.delete("j1", origin="manager-b") is State.SUCCEEDED
     # Read after the end and the deletion: the feed still tells how the job ended.
-    seen = await _changes_until(feed, _deleted("j1"))
+    seen = await changes_until(feed, _deleted("j1"))
     gone = next(c for c in seen if c.info is None)
     assert (gone.job_id, gone.cancel_requested, gone.owner) == ("j1", False, "")
     assert gone.final is not None
@@ -99,7 +84,7 @@ async def test_delete_finished_reaches_every_feed_with_the_final_infos(kit: Stor
     await mine.insert(record("a", state=State.CANCELED, ended=5.0))  # its own, but deleted by cleanup
     await other.insert(record("b", owner="manager-b", state=State.FAILED, ended=6.0, error="boom"))
     assert await other.delete_finished(10.0) == 2
-    seen = await _changes_until(feed, lambda seen: _deleted("a")(seen) and _deleted("b")(seen))
+    seen = await changes_until(feed, lambda seen: _deleted("a")(seen) and _deleted("b")(seen))
     finals = {c.job_id: c.final for c in seen if c.info is None}
     assert finals["a"] is not None
     assert finals["b"] is not None
@@ -114,7 +99,7 @@ async def test_a_deletion_is_not_reported_to_its_own_origin(kit: StoreKit) -> No
     await mine.insert(record("mine", state=State.SUCCEEDED, ended=1.0))
     assert await mine.delete("mine", origin="manager-a") is State.SUCCEEDED
     await kit.new().insert(record("marker", owner="manager-b"))  # something it is told of
-    seen = await _changes_until(feed, lambda seen: any(c.job_id == "marker" for c in seen))
+    seen = await changes_until(feed, lambda seen: any(c.job_id == "marker" for c in seen))
     assert [c.job_id for c in seen] == ["marker"]
     feed.close()
 

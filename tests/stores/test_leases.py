@@ -12,16 +12,14 @@ import contextlib
 import math
 import sqlite3
 import time
-from collections.abc import AsyncGenerator, Callable
-from typing import cast
 
 import anyio
 import pytest
-from tests.stores.support import StoreKit, record
+from tests.stores.support import StoreKit, changes_until, record
 
 from anyjob import State
 from anyjob._kinds import EXTERNAL
-from anyjob.stores import JobQuery, MemoryStore, PostgresStore, SQLiteStore, Store, StoreChange, StoreFeed
+from anyjob.stores import JobQuery, MemoryStore, PostgresStore, SQLiteStore, Store, StoreChange
 from conftest import POSTGRES_DSN
 
 pytestmark = pytest.mark.anyio
@@ -37,17 +35,6 @@ async def _run_out(store: Store, *origins: str) -> None:
     for origin in origins:
         await store.renew_lease(origin, 0.05)
     await anyio.sleep(0.3)
-
-
-async def _changes_until(feed: StoreFeed, done: Callable[[list[StoreChange]], bool]) -> list[StoreChange]:
-    seen: list[StoreChange] = []
-    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(feed))) as batches:
-        with anyio.fail_after(5):
-            async for changes in batches:
-                seen.extend(changes)
-                if done(seen):
-                    break
-    return seen
 
 
 async def _owners(store: Store) -> dict[str, tuple[State, str]]:
@@ -186,7 +173,7 @@ async def test_recovery_reaches_other_origins_feeds(kit: StoreKit) -> None:
         told = {c.job_id for c in seen if c.owner == "" or (c.info is not None and c.info.state.is_done)}
         return told == {"running", "waiting"}
 
-    seen = await _changes_until(feed, both_told)
+    seen = await changes_until(feed, both_told)
     latest = {change.job_id: change for change in seen}
     running = latest["running"].info
     assert running is not None
@@ -317,7 +304,7 @@ async def test_claims_reach_other_origins_feeds(kit: StoreKit) -> None:
     assert [taken.id for taken in await kit.new().claim_waiting(["fn"], origin="a", limit=1, grace=0.0)] == [
         "j1"
     ]
-    seen = await _changes_until(feed, lambda seen: any(c.owner == "a" for c in seen))
+    seen = await changes_until(feed, lambda seen: any(c.owner == "a" for c in seen))
     assert (seen[-1].job_id, seen[-1].cancel_requested) == ("j1", False)
     assert seen[-1].info is not None
     assert seen[-1].info.state is State.CREATED

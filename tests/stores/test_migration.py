@@ -13,15 +13,14 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import sqlite3
-from collections.abc import AsyncGenerator, Callable
-from typing import cast
+from collections.abc import Callable
 
 import anyio
 import pytest
-from tests.stores.support import record
+from tests.stores.support import changes_until, record
 
 from anyjob import State
-from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore, StoreChange, StoreFeed
+from anyjob.stores import JobQuery, PostgresStore, RecordUpdate, SQLiteStore
 from anyjob.stores._connection import SCHEMA_VERSION
 from conftest import POSTGRES_DSN
 
@@ -133,17 +132,6 @@ def _postgres_layout(schema: str) -> tuple[int, set[str]]:
     return int(row[0]), {column for (column,) in columns}
 
 
-async def _changes_until(feed: StoreFeed, done: Callable[[list[StoreChange]], bool]) -> list[StoreChange]:
-    seen: list[StoreChange] = []
-    async with contextlib.aclosing(cast("AsyncGenerator[list[StoreChange], None]", aiter(feed))) as batches:
-        with anyio.fail_after(5):
-            async for changes in batches:
-                seen.extend(changes)
-                if done(seen):
-                    break
-    return seen
-
-
 async def _works_after_migration(make: Callable[[], SQLiteStore | PostgresStore]) -> None:
     """Opened at once by several processes; the old records read; deletions carry their end."""
     stores = [make() for _ in range(4)]
@@ -164,7 +152,7 @@ async def _works_after_migration(make: Callable[[], SQLiteStore | PostgresStore]
         feed = mine.subscribe("manager-a")
         await other.insert(record("new", owner="manager-b"))
         assert await other.delete("old", origin="manager-b") is State.SUCCEEDED
-        seen = await _changes_until(feed, lambda seen: any(c.job_id == "old" for c in seen))
+        seen = await changes_until(feed, lambda seen: any(c.job_id == "old" for c in seen))
         gone = next(c for c in seen if c.job_id == "old")
         assert gone.info is None
         assert gone.final is not None
@@ -205,7 +193,7 @@ async def test_a_deletion_logged_without_its_final_info_is_still_reported(tmp_pa
         with contextlib.closing(sqlite3.connect(path)) as conn:  # what that older process writes
             conn.execute("INSERT INTO anyjob_changes (job_id, origin, at) VALUES ('elsewhere', 'old', 1.0)")
             conn.commit()
-        seen = await _changes_until(feed, lambda seen: any(c.job_id == "elsewhere" for c in seen))
+        seen = await changes_until(feed, lambda seen: any(c.job_id == "elsewhere" for c in seen))
         assert [(c.job_id, c.info, c.final) for c in seen] == [("elsewhere", None, None)]
         feed.close()
     finally:
@@ -368,7 +356,7 @@ async def test_a_deletion_logged_by_version_2_reads_without_the_new_fields(tmp_p
                 (final,),
             )
             conn.commit()
-        seen = await _changes_until(feed, lambda seen: any(c.job_id == "v2" for c in seen))
+        seen = await changes_until(feed, lambda seen: any(c.job_id == "v2" for c in seen))
         [gone] = seen
         assert gone.info is None
         assert gone.final is not None
