@@ -13,7 +13,7 @@ from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import BatchSink, MemorySink
 from anyjob._manager._specs import SpecRegistry
 from anyjob._manager._waiters import Waiters
-from anyjob._records import JobRecord, JobRef
+from anyjob._records import JobRef
 from anyjob._state import State
 from anyjob.stores._base import Store
 
@@ -95,31 +95,24 @@ class Control:
         if record.function == TRACKED:
             msg = f"cannot retry job {record.name!r} ({job_id}): a tracked block cannot run again"
             raise JobStateError(msg, job_id=job_id)
-        if record.owner == EXTERNAL:
-            return await self._requeue_external(record), None
-        spec = self._registry.for_retry(record)
+        # An external job waits for its reporter again (no spec, no entry); any other runs here.
+        spec = None if record.owner == EXTERNAL else self._registry.for_retry(record)
         if job_id in self._recorder.entries or self._sink.busy(job_id):
             # Retried here meanwhile (a cancelled requeue withdraws what it may have written).
             msg = f"cannot retry job {record.name!r} ({job_id}): it is being retried"
             raise JobStateError(msg, job_id=job_id)
-        fields = self._recorder.requeue_fields(self._origin)
+        if spec is None:
+            fields = self._reports.requeue_fields(record)
+        else:
+            fields = self._recorder.requeue_fields(self._origin)
         if not await self._sink.requeue(job_id, fields, _RETRYABLE):
             msg = f"cannot retry job {record.name!r} ({job_id}): it changed meanwhile"
             raise JobStateError(msg, job_id=job_id)
-        entry = self._recorder.requeued(record, spec, fields)
-        return JobRef(job_id, record.name, datetime.fromtimestamp(record.scheduled, UTC)), entry
-
-    async def _requeue_external(self, record: JobRecord) -> JobRef:
-        job_id = record.id
-        if self._sink.busy(job_id):
-            msg = f"cannot retry job {record.name!r} ({job_id}): it is being retried"
-            raise JobStateError(msg, job_id=job_id)
-        fields = self._reports.requeue_fields(record)
-        if not await self._sink.requeue(job_id, fields, _RETRYABLE):
-            msg = f"cannot retry job {record.name!r} ({job_id}): it changed meanwhile"
-            raise JobStateError(msg, job_id=job_id)
-        self._reports.requeued(record, fields)
-        return JobRef(job_id, record.name, datetime.fromtimestamp(fields["scheduled"], UTC))
+        ref = JobRef(job_id, record.name, datetime.fromtimestamp(fields["scheduled"], UTC))
+        if spec is None:
+            self._reports.requeued(record, fields)
+            return ref, None
+        return ref, self._recorder.requeued(record, spec, fields)
 
     async def delete(self, job_id: str) -> None:
         """``JobManager.delete``: delete one finished job of any manager sharing the store."""

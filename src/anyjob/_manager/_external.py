@@ -15,25 +15,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, final
 
 import anyio
-import anyio.lowlevel
 import attrs
 
-from anyjob._checkpoint import Checkpoint
 from anyjob._error_text import error_text, error_type_of, traceback_text
 from anyjob._exceptions import JobCanceledError, JobNotFoundError, JobStateError, StoreError
-from anyjob._ids import new_id
 from anyjob._kinds import EXTERNAL
 from anyjob._limits import (
-    check_labels,
     check_message,
     check_name,
-    check_new_id,
     check_progress,
     printable_text,
 )
+from anyjob._manager._intake import new_record
 from anyjob._manager._publisher import Publisher
 from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import BatchSink, MemorySink
+from anyjob._manager._specs import EXTERNAL_SPEC, SpecRegistry
 from anyjob._manager._waiters import Waiters
 from anyjob._records import JobInfo, JobRecord, JobRef, check_json_safe, now_timestamp
 from anyjob._signal import Signal
@@ -50,7 +47,6 @@ _CANCELING: Final = State.CANCELING
 _SUCCEEDED: Final = State.SUCCEEDED
 _FAILED: Final = State.FAILED
 _CANCELED: Final = State.CANCELED
-_NO_LABELS: Final = check_labels(None)
 #: How often an open manager looks for silent external jobs, at most (seconds).
 SWEEP_INTERVAL: Final = 1.0
 #: How often at the least, whatever ``stale_after`` a job was given.
@@ -113,7 +109,6 @@ class Reports:
         "_sink",
         "_store",
         "_waiters",
-        "checkpoint",
         "shortened",
     )
 
@@ -135,7 +130,6 @@ class Reports:
         self._short_until = 0.0  # ... until then (monotonic): their last report, plus twice it
         #: Fired when :attr:`sweep_interval` shortens: the upkeep looks again at once.
         self.shortened = Signal()
-        self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
 
     # -- create ------------------------------------------------------------------------
 
@@ -148,33 +142,30 @@ class Reports:
         job_id: str | None,
         message: str | None,
         stale_after: float | timedelta | None,
-        labels_of: Callable[[Mapping[str, str]], Mapping[str, str]],
+        registry: SpecRegistry,
     ) -> JobRecord:
         """The CREATED record of a new external job, every argument validated.
 
         Raises:
             TypeError, ValueError: An invalid argument; nothing is stored.
         """
-        if not isinstance(name, str):
-            msg = f"an external job's name must be a str, not {type(name).__name__}"
-            raise TypeError(msg)
-        checked_name = check_name(name)
         seconds = check_stale_after(stale_after)
-        now = now_timestamp()
-        return JobRecord(
-            new_id() if job_id is None else check_new_id(job_id),
-            checked_name,
-            _CREATED,
-            _NO_LABELS if labels is None else labels_of(labels),
-            check_json_safe(params, "params"),
-            0,
-            now,
-            now,
-            EXTERNAL,
-            EXTERNAL,
-            message=check_message(message),
-            stale_after=seconds,
+        checked_message = check_message(message)
+        record, _ = new_record(
+            registry,
+            EXTERNAL_SPEC,  # owner and function "<external>": no manager runs it
+            params,
+            origin=EXTERNAL,
+            name=check_name(name),  # given: no function to name it after
+            labels=labels,
+            job_id=job_id,
+            priority=0,
+            delay=None,
+            at=None,
         )
+        record.message = checked_message
+        record.stale_after = seconds
+        return record
 
     async def create(self, record: JobRecord, *, generated_id: bool) -> JobRef:
         """Store *record* (from :meth:`new_record`); a checkpoint first, as every call is."""

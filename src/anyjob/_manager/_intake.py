@@ -6,16 +6,29 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from anyjob._exceptions import JobError
 from anyjob._ids import new_id
 from anyjob._limits import check_labels, check_name, check_new_id, check_priority, check_start
+from anyjob._manager._sink import Sink
 from anyjob._manager._specs import Spec, SpecRegistry
 from anyjob._records import JobRecord, check_json_safe, now_timestamp
 from anyjob._state import State
 
-__all__ = ["new_record"]
+__all__ = ["id_in_use", "new_record"]
 
 _CREATED: Final = State.CREATED
 _NO_LABELS: Final = check_labels(None)
+
+
+def id_in_use(job_id: str, live: Mapping[str, object], sink: Sink) -> JobError | None:
+    """The error for a new job with *job_id* when a live job here has it or one is being written.
+
+    Refused before the store: a cancelled insert withdraws what it may have written, and
+    must not withdraw the job that has the id.
+    """
+    if job_id in live or sink.busy(job_id):
+        return JobError(f"a job with id {job_id!r} already exists", job_id=job_id)
+    return None
 
 
 def new_record(

@@ -26,7 +26,7 @@ from anyjob._manager._control import Control
 from anyjob._manager._entry import Entry
 from anyjob._manager._external import Reports
 from anyjob._manager._follower import Follower
-from anyjob._manager._intake import new_record
+from anyjob._manager._intake import id_in_use, new_record
 from anyjob._manager._lifecycle import (
     Phase,
     check_concurrency,
@@ -208,7 +208,6 @@ class JobManager(Queries, OutsideWork):
             raise
         context = contextvars.copy_context()
         self._checkpoint = self._sink.checkpoint = self._pool.checkpoint = checkpoint_function()
-        self._reports.checkpoint = self._checkpoint
         self._backend = _current_async_library()
         tg = anyio.create_task_group()
         await tg.__aenter__()  # nothing fails from here on: the group is always left in __aexit__
@@ -352,11 +351,9 @@ class JobManager(Queries, OutsideWork):
             delay=delay,
             at=at,
         )
-        if id is not None and (record.id in self._recorder.entries or self._sink.busy(record.id)):
-            # Refused before the store (a cancelled insert withdraws what it may have written).
+        if id is not None and (taken := id_in_use(record.id, self._recorder.entries, self._sink)):
             await self._checkpoint()  # still a checkpoint first: cancelled, that is what it raises
-            msg = f"a job with id {record.id!r} already exists"
-            raise JobError(msg, job_id=record.id)
+            raise taken
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
         entry = Entry(self._recorder, record, spec)
         self._recorder.add(entry)

@@ -11,12 +11,16 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from anyjob._limits import check_id
+from anyjob._limits import check_id, check_name
 from anyjob._manager._intake import new_record
-from anyjob._manager._track import TRACKED_SPEC, Tracked
+from anyjob._manager._specs import TRACKED_SPEC
+from anyjob._manager._track import Tracked
 from anyjob._records import JobInfo, JobRef
 
 if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from anyjob._manager._entry import Entry
     from anyjob._manager._external import Reports
     from anyjob._manager._recorder import Recorder
     from anyjob._manager._sink import BatchSink, MemorySink
@@ -38,6 +42,8 @@ class OutsideWork:
         _sink: MemorySink | BatchSink
 
         def _refuse(self, action: str, *, queries: bool = False) -> None: ...
+
+        async def _abandon(self, entry: Entry, action: str) -> NoReturn: ...
 
     def track(
         self,
@@ -73,22 +79,19 @@ class OutsideWork:
             ManagerClosedError: (entering) the manager is not open.
             JobError: (entering) a job with that id exists.
         """
-        if not isinstance(name, str):
-            msg = f"a tracked block's name must be a str, not {type(name).__name__}"
-            raise TypeError(msg)
         record, _ = new_record(
             self._registry,
             TRACKED_SPEC,
             params,
             origin=self._origin,
-            name=name,
+            name=check_name(name),  # given: a tracked block has no function to name it after
             labels=labels,
             job_id=id,
             priority=0,
             delay=None,
             at=None,
         )
-        return Tracked(record, self._recorder, self._sink, self._refuse)
+        return Tracked(record, self._recorder, self._sink, self._refuse, self._abandon)
 
     async def create(
         self,
@@ -132,7 +135,7 @@ class OutsideWork:
             job_id=id,
             message=message,
             stale_after=stale_after,
-            labels_of=self._registry.labels,
+            registry=self._registry,
         )
         self._refuse("create a job")
         return await self._reports.create(record, generated_id=id is None)

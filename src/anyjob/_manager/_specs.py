@@ -8,12 +8,12 @@ from typing import Any, Final, final
 from anyjob._exceptions import JobError
 from anyjob._functions import default_name, job_function, policy_parts
 from anyjob._job import Context
-from anyjob._kinds import RESERVED
+from anyjob._kinds import EXTERNAL, RESERVED, TRACKED
 from anyjob._limits import check_labels, check_name
 from anyjob._records import JobRecord
 from anyjob._retry import Retry
 
-__all__ = ["JobFunction", "Spec", "SpecRegistry"]
+__all__ = ["EXTERNAL_SPEC", "TRACKED_SPEC", "JobFunction", "Spec", "SpecRegistry"]
 
 JobFunction = Callable[[Context], Awaitable[Any]]
 
@@ -68,12 +68,16 @@ class Spec:
         self.default_name: str = key if registered else default_name(fn)
 
 
-async def _never_run(ctx: Context) -> None:  # noqa: ARG001  # pragma: no cover - the function of _NO_SPEC
+async def _never_run(ctx: Context) -> None:  # noqa: ARG001  # pragma: no cover - no worker calls it
     raise AssertionError
 
 
 #: What the registry's "last function" cache holds before any submission.
 _NO_SPEC: Final = Spec("", _never_run, None, None)
+#: The spec a tracked block's entry names (the block runs instead; nothing to retry).
+TRACKED_SPEC: Final = Spec(TRACKED, _never_run, None, None, registered=True)
+#: The spec an external job's record is made with (its work reports in by id).
+EXTERNAL_SPEC: Final = Spec(EXTERNAL, _never_run, None, None, registered=True)
 
 
 @final

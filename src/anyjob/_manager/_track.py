@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final, final
+from typing import Final, NoReturn, final
 
 import anyio
 
 from anyjob._backend import new_cancel_scope
 from anyjob._context import Context
-from anyjob._exceptions import JobError, ManagerClosedError
-from anyjob._kinds import TRACKED
+from anyjob._exceptions import ManagerClosedError
 from anyjob._manager._entry import Entry, Worker
+from anyjob._manager._intake import id_in_use
 from anyjob._manager._recorder import Recorder
 from anyjob._manager._sink import BatchSink, MemorySink
-from anyjob._manager._specs import Spec
+from anyjob._manager._specs import TRACKED_SPEC
 from anyjob._records import JobRecord
 from anyjob._state import State
 
-__all__ = ["TRACKED_SPEC", "Tracked"]
+__all__ = ["Tracked"]
 
 _SUCCEEDED: Final = State.SUCCEEDED
 _FAILED: Final = State.FAILED
 _CANCELED: Final = State.CANCELED
-
-
-async def _not_run(ctx: Context) -> None:  # noqa: ARG001  # pragma: no cover - the block runs instead
-    raise AssertionError
-
-
-#: The spec every tracked block's entry names: nothing a worker could run or a retry requeue.
-TRACKED_SPEC: Final = Spec(TRACKED, _not_run, None, None, registered=True)
 
 
 @final
@@ -43,7 +35,7 @@ class Tracked:
     one block: entering it again raises ``RuntimeError``.
     """
 
-    __slots__ = ("_entry", "_record", "_recorder", "_refuse", "_sink", "_used")
+    __slots__ = ("_abandon", "_entry", "_record", "_recorder", "_refuse", "_sink", "_used")
 
     def __init__(
         self,
@@ -51,11 +43,13 @@ class Tracked:
         recorder: Recorder,
         sink: MemorySink | BatchSink,
         refuse: Callable[[str], None],
+        abandon: Callable[[Entry, str], Awaitable[NoReturn]],
     ) -> None:
         self._record = record
         self._recorder = recorder
         self._sink = sink
         self._refuse = refuse  # raises ManagerClosedError unless the manager is open
+        self._abandon = abandon  # records a job the closed manager took CANCELED, then refuses
         self._entry: Entry | None = None
         self._used = False
 
@@ -70,20 +64,17 @@ class Tracked:
         self._refuse("track a block")
         record = self._record
         recorder = self._recorder
-        if record.id in recorder.entries or self._sink.busy(record.id):
+        taken = id_in_use(record.id, recorder.entries, self._sink)
+        if taken is not None:
             await self._sink.settle()  # still a checkpoint first
-            msg = f"a job with id {record.id!r} already exists"
-            raise JobError(msg, job_id=record.id)
+            raise taken
         await self._sink.insert(record)  # a checkpoint first: cancelled, nothing is stored
         entry = self._entry = Entry(recorder, record, TRACKED_SPEC)
         recorder.add(entry)
         try:
             self._refuse("track a block")  # the manager may have begun closing meanwhile
         except ManagerClosedError:
-            recorder.cancel_waiting(entry)  # recorded CANCELED, never run
-            with anyio.CancelScope(shield=True):
-                await self._sink.close()  # the manager's final flush may have run already
-            raise
+            await self._abandon(entry, "track a block")  # recorded CANCELED, never run; raises
         recorder.tracked += 1  # a closing manager waits for it as for a running job
         worker = Worker()
         scope = worker.scope = new_cancel_scope()
