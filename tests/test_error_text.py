@@ -7,8 +7,9 @@ import traceback
 
 import pytest
 
-from anyjob import _error_text
+from anyjob import Context, Job, State, _error_text
 from anyjob._error_text import MAX_STORED_TRACEBACK_LENGTH, error_traceback, traceback_text
+from anyjob._job import MAX_TRACEBACK_LENGTH, error_text
 
 
 def _raised(error: BaseException) -> BaseException:
@@ -180,3 +181,59 @@ def test_broken_notes_and_frames_still_give_text(monkeypatch: pytest.MonkeyPatch
     text = traceback_text(UnprintableError())
     assert "UnprintableError" in text
     assert "could not be formatted: MemoryError" in text
+
+
+# -- error text -------------------------------------------------------------------------
+
+
+def test_error_text_never_raises_and_is_storable() -> None:
+    text = error_text(UnprintableError())
+    assert "UnprintableError" in text
+    assert error_text(ValueError()) == "ValueError"
+    odd = error_text(ValueError("file \udcff.txt\x00end"))
+    assert "\x00" not in odd
+    odd.encode("utf-8")  # no lone surrogate left
+    assert "file" in odd
+    assert "end" in odd
+    long = error_text(ValueError("x" * 100_000))
+    assert len(long) <= 4096
+    assert long.startswith("xxx")
+
+
+@pytest.mark.anyio
+async def test_a_job_whose_error_cannot_print_itself_still_reports() -> None:
+    async def fn(ctx: Context) -> None:
+        raise UnprintableError
+
+    job = Job(fn)
+    await job.run()
+    assert job.state is State.FAILED
+    assert "UnprintableError" in (job.stats().error or "")
+
+
+def _raise_nested(depth: int, message: str) -> None:
+    if depth:
+        _raise_nested(depth - 1, message)
+    raise ValueError(message)
+
+
+def test_error_traceback_is_bounded_sanitized_and_never_raises() -> None:
+    try:
+        _raise_nested(3, "bad \udcff byte\x00")
+    except ValueError as exc:
+        text = error_traceback(exc)
+    assert text.startswith("Traceback (most recent call last):")
+    assert "_raise_nested" in text
+    assert "ValueError: bad" in text
+    assert "\x00" not in text
+    text.encode("utf-8")
+    try:
+        _raise_nested(2, "y" * 200_000)
+    except ValueError as exc:
+        big = error_traceback(exc)
+    assert len(big) <= MAX_TRACEBACK_LENGTH
+    assert big.startswith("Traceback")
+    assert "characters left out" in big
+    assert big.rstrip().endswith("y")  # the end, where the error is, is kept
+    assert "UnprintableError" in error_traceback(UnprintableError())
+    assert "ValueError" in error_traceback(ValueError("never raised"))

@@ -435,78 +435,14 @@ async def test_jobs_compare_by_identity() -> None:
     assert "returns_42" in repr(a)
 
 
-# -- error text -------------------------------------------------------------------------
-
-
-class UnprintableError(Exception):
-    def __str__(self) -> str:
-        msg = "no text for you"
-        raise RuntimeError(msg)
-
-
-def test_error_text_never_raises_and_is_storable() -> None:
-    text = error_text(UnprintableError())
-    assert "UnprintableError" in text
-    assert error_text(ValueError()) == "ValueError"
-    odd = error_text(ValueError("file \udcff.txt\x00end"))
-    assert "\x00" not in odd
-    odd.encode("utf-8")  # no lone surrogate left
-    assert "file" in odd
-    assert "end" in odd
-    long = error_text(ValueError("x" * 100_000))
-    assert len(long) <= 4096
-    assert long.startswith("xxx")
-
-
-async def test_a_job_whose_error_cannot_print_itself_still_reports() -> None:
-    async def fn(ctx: Context) -> None:
-        raise UnprintableError
-
-    job = Job(fn)
-    await job.run()
-    assert job.state is State.FAILED
-    assert "UnprintableError" in (job.stats().error or "")
-
-
-def _raise_deep(depth: int, message: str) -> None:
-    if depth:
-        _raise_deep(depth - 1, message)
-    raise ValueError(message)
-
-
-def test_error_traceback_is_bounded_sanitized_and_never_raises() -> None:
-    try:
-        _raise_deep(3, "bad \udcff byte\x00")
-    except ValueError as exc:
-        text = error_traceback(exc)
-    assert text.startswith("Traceback (most recent call last):")
-    assert "_raise_deep" in text
-    assert "ValueError: bad" in text
-    assert "\x00" not in text
-    text.encode("utf-8")
-    try:
-        _raise_deep(2, "y" * 200_000)
-    except ValueError as exc:
-        big = error_traceback(exc)
-    assert len(big) <= MAX_TRACEBACK_LENGTH
-    assert big.startswith("Traceback")
-    assert "characters left out" in big
-    assert big.rstrip().endswith("y")  # the end, where the error is, is kept
-    assert "UnprintableError" in error_traceback(UnprintableError())
-    assert "ValueError" in error_traceback(ValueError("never raised"))
-
-
 async def test_the_names_other_modules_import_from_here_are_the_ones_they_moved_to() -> None:
     from anyjob import _backend, _context, _error_text, _functions, _jobstats
     from anyjob._job import (  # what the manager and anyjob import
-        MAX_TRACEBACK_LENGTH,
         Context,
         Job,
         JobStats,
         Reporter,
         _current_async_library,
-        error_text,
-        error_traceback,
         new_cancel_scope,
         wrap,
     )
