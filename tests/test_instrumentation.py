@@ -135,10 +135,16 @@ async def main():
 anyio.run(main)
 assert not structlog.is_configured()
 assert logging.getLogger().handlers == []
+assert logging.getLogger("anyjob").handlers == []
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert "anyjob.job_failed" in result.stdout  # unconfigured structlog prints to stdout
+    assert result.stdout == ""  # never printed into the application's own output
+    # Through the standard library's "anyjob" logger to logging's last resort (stderr, warnings):
+    # both failures, each with its traceback; the retry (info) is not a warning.
+    assert result.stderr.count("anyjob.job_failed job_id=") == 2, result.stderr
+    assert result.stderr.count("Traceback (most recent call last):") == 2
+    assert "retry_scheduled" not in result.stderr
 
 
 async def test_selective_hooks_are_asked_before_events_are_built() -> None:
@@ -210,7 +216,7 @@ def test_structlog_hook_asks_structlogs_cached_logger_directly(monkeypatch: pyte
 
         monkeypatch.setattr(_hooks, "logger", proxy(cache=False))
         uncached = _hooks.StructlogHook()
-        assert [uncached.wants(instrumentation.RETRY_SCHEDULED), uncached.wants(STARTED)] == [True, False]
+        assert [uncached.wants(instrumentation.SHUTDOWN_OVERDUE), uncached.wants(STARTED)] == [True, False]
         assert "bind" not in vars(_hooks.logger)  # structlog may be reconfigured: asked through the proxy
         assert [_hooks.wanted("anyjob.job_failed"), _hooks.wanted("anyjob.job_started")] == [True, False]
     finally:
@@ -401,16 +407,16 @@ async def test_the_traceback_of_a_failure_is_bounded_and_storable() -> None:
 async def test_the_traceback_is_formatted_only_when_the_warning_is_logged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from anyjob.instrumentation import _hooks
+    from anyjob._error_text import traceback_text as original
+    from anyjob.instrumentation import _logging
 
     formatted: list[BaseException] = []
-    original = _hooks.traceback_text
 
     def counting(error: BaseException) -> str:
         formatted.append(error)
         return original(error)
 
-    monkeypatch.setattr(_hooks, "traceback_text", counting)
+    monkeypatch.setattr(_logging, "traceback_text", counting)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     await Job(bad).run()
     assert formatted == []  # the warning is filtered out: nothing formatted

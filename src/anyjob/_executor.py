@@ -361,8 +361,8 @@ class Executor(Generic[R]):
         return self._retry.wait_before(retry_state.attempt_number + 1)
 
     def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
-        if not _hooks.active:
-            return
+        if not (_hooks.active and _hooks.wanted(_hooks.RETRY_SCHEDULED)):
+            return  # e.g. the default hook, while info is filtered out: nothing is built
         job = self._job
         outcome = retry_state.outcome
         next_action = retry_state.next_action

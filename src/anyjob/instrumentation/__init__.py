@@ -1,8 +1,10 @@
 """Instrumentation: hooks that receive every lifecycle event of every job.
 
-By default one :class:`StructlogHook` logs the events through
-``structlog.get_logger("anyjob")``. Add your own hooks (metrics, tracing) with
-:func:`set_hooks`, or silence anyjob with ``set_hooks([])``::
+By default one :class:`StructlogHook` logs the events: through
+``structlog.get_logger("anyjob")`` once the application has configured structlog, and
+until then through the standard library's ``logging.getLogger("anyjob")`` (anyjob
+never configures either, and never prints to stdout). Add your own hooks (metrics,
+tracing) with :func:`set_hooks`, or silence anyjob with ``set_hooks([])``::
 
     from anyjob import instrumentation
 
@@ -11,6 +13,11 @@ By default one :class:`StructlogHook` logs the events through
             failures.inc()
 
     instrumentation.set_hooks([*instrumentation.get_hooks(), count])
+
+Two hooks ship as optional extras, each in a submodule of its own:
+:mod:`anyjob.instrumentation.otel` (OpenTelemetry spans per job and per attempt,
+``anyjob[otel]``) and :mod:`anyjob.instrumentation.prometheus` (Prometheus counters,
+a duration histogram and a gauge of active jobs, ``anyjob[prometheus]``).
 """
 
 from anyjob.instrumentation._hooks import CANCELED_ELSEWHERE as CANCELED_ELSEWHERE

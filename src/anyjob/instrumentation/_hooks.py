@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, final, runtime_checkable
 import attrs
 import structlog
 
-from anyjob._error_text import error_text, traceback_text
+from anyjob.instrumentation import _logging
 
 if TYPE_CHECKING:
     from anyjob._state import State
@@ -43,7 +43,13 @@ SHUTDOWN_OVERDUE: Final = "anyjob.shutdown_overdue"
 
 logger = structlog.get_logger("anyjob")
 
-_WARNING_EVENTS: Final = frozenset({JOB_FAILED, RETRY_SCHEDULED, SHUTDOWN_OVERDUE})
+#: The level the default hook logs each event at; any other event at debug level.
+_LEVELS: Final[Mapping[str, int]] = {
+    JOB_FAILED: logging.WARNING,
+    SHUTDOWN_OVERDUE: logging.WARNING,
+    "anyjob.store_unavailable": logging.WARNING,  # anyjob.stores' event (a layer above)
+    RETRY_SCHEDULED: logging.INFO,
+}
 
 
 @final
@@ -107,30 +113,35 @@ class SelectiveHook(Hook, Protocol):
 @final
 @attrs.define(eq=False)
 class StructlogHook:
-    """The default hook: logs through ``structlog.get_logger("anyjob")``.
+    """The default hook: logs through structlog once the application configured it, else through logging.
 
-    Failures and scheduled retries are logged at warning level, the other state
-    changes at debug level (only once the application configures structlog). The
-    event name is the structlog event; the job's id and name, and where known the
-    duration, attempt, wait and error, are fields. A failed job's warning also carries
-    the error's formatted traceback (bounded, see ``anyjob._error_text.traceback_text``)
-    as ``exception``, the field structlog's own ``format_exc_info`` fills, so its
-    renderers show it as a traceback; it is formatted only when the warning is logged.
-    anyjob never configures structlog: filter these events in your own
-    configuration, or silence them with ``set_hooks([])``.
+    Where the events go: while ``structlog.is_configured()`` is true, to
+    ``structlog.get_logger("anyjob")``; until then to the standard library's
+    ``logging.getLogger("anyjob")``, so that nothing is ever printed to stdout
+    (unconfigured structlog prints there) and the application's logging configuration
+    applies (with none at all, logging's last-resort handler writes warnings to stderr).
+    anyjob configures neither: filter these events in your own configuration, or
+    silence them with ``set_hooks([])``.
+
+    Levels: ``job_failed``, ``shutdown_overdue`` and ``store_unavailable`` at warning,
+    ``retry_scheduled`` (an attempt failed and another one will follow) at info, the
+    other state changes at debug. The event name is the structlog event (the first word
+    of the standard library's message); the job's id and name, and where known the
+    duration, attempt, wait and error, are fields (``key=value`` pairs in the message
+    and attributes of the ``LogRecord``). A failed job's warning also carries its
+    traceback: through structlog as the ``exception`` field, the one structlog's own
+    ``format_exc_info`` fills (bounded, see ``anyjob._error_text.traceback_text``), so
+    its renderers show it as a traceback; through logging as the record's ``exc_info``.
+    It is formatted only when the warning is logged.
     """
 
     def wants(self, name: str) -> bool:
-        """Whether structlog would log *name* at its level (warning or debug).
+        """Whether *name* would be logged now, at its level, where the events go (see the class).
 
-        While the application has not configured structlog at all, only the
-        warning-level events: unconfigured structlog prints everything, and a
-        library's debug events should not appear unasked (as with the standard
-        library's logging, whose default level is WARNING).
-
-        The answer is worked out once per name and kept until structlog is
-        configured again; a logger whose level may change at any time without
-        structlog knowing (the standard library's) is asked every time.
+        Through structlog, the answer is worked out once per name and kept until
+        structlog is configured again; a logger whose level may change at any time
+        without structlog knowing (the standard library's) is asked every time. Through
+        logging, the logger is asked (its answers are kept by logging itself).
         """
         decisions = _current_decisions()
         if decisions is not None:
@@ -147,33 +158,12 @@ class StructlogHook:
         """Log *event*."""
         # Ask first (another hook may have wanted the event): building the fields costs
         # more than a filtered-out call.
-        if not self.wants(event.name):
+        name = event.name
+        if not self.wants(name):
             return
-        warn = event.name in _WARNING_EVENTS
-        fields: dict[str, object] = {"job_id": event.job_id, "job_name": event.job_name}
-        if event.duration is not None:
-            fields["duration"] = round(event.duration, 6)
-        if event.attempt is not None:
-            fields["attempt"] = event.attempt
-        if event.wait is not None:
-            fields["wait"] = round(event.wait, 6)
-        error = event.error
-        if error is not None:
-            fields["error"] = f"{type(error).__qualname__}: {_message(error)}"
-            if event.name == JOB_FAILED:
-                fields["exception"] = traceback_text(error)
-        if warn:
-            logger.warning(event.name, **fields)
-        else:
-            logger.debug(event.name, **fields)
-
-
-def _message(error: BaseException) -> str:
-    """``str(error)``; for an ``__str__`` that raises, a text saying so (see ``error_text``)."""
-    try:
-        return str(error)
-    except Exception:  # noqa: BLE001 - a user's __str__ may raise anything
-        return error_text(error)
+        traced = event.error if name == JOB_FAILED else None
+        level = _LEVELS.get(name, logging.DEBUG)
+        _logging.write(logger if structlog.is_configured() else None, level, event, traced)
 
 
 _DEFAULT: Final[tuple[Hook, ...]] = (StructlogHook(),)
@@ -213,8 +203,12 @@ def emit(event: HookEvent) -> None:
     for hook in active:
         try:
             hook(event)
-        except Exception as exc:  # a broken hook must not break the job
-            logger.exception("anyjob.hook_failed", hook=repr(hook), event_name=event.name, error=repr(exc))
+        except Exception as exc:  # a broken hook must not break the job (logged where the default hook logs)
+            fields = {"hook": repr(hook), "event_name": event.name, "error": repr(exc)}
+            if structlog.is_configured():
+                logger.exception("anyjob.hook_failed", **fields)
+            elif _logging.enabled(logging.ERROR):
+                _logging.log(logging.ERROR, "anyjob.hook_failed", fields, exc)
 
 
 def emit_job_event(  # noqa: PLR0917 - HookEvent's fields in its order: both callers fit a line
@@ -249,8 +243,10 @@ def wanted(name: str) -> bool:
 
     Callers on hot paths ask this before building a :class:`HookEvent`. The answer
     is worked out once per event name and kept while the active hooks and
-    structlog's configuration stay the same; a hook whose answer may change at any
-    time (your own :class:`SelectiveHook`) is asked every time.
+    structlog's configuration stay the same (while structlog is unconfigured, the
+    default hook's part of it is the level to ask the standard library's logger
+    about, whose answer logging keeps); a hook whose answer may change at any time
+    (your own :class:`SelectiveHook`) is asked every time.
     """
     decisions = _decisions
     config = _CONFIG
@@ -265,9 +261,21 @@ def wanted(name: str) -> bool:
         and decisions.caching is config.cache_logger_on_first_use
     ):
         try:
-            return decisions.wanted[name]
+            answer = decisions.wanted[name]
         except KeyError:
             pass
+        else:
+            if answer is True or answer is False:
+                return answer
+            # Only the default hook might want it, and the standard library's logging
+            # decides (structlog unconfigured): isEnabledFor(answer), written out as well
+            # (its cache read directly; a call otherwise, see _logging.STDLIB_CACHE).
+            if not _STDLIB.disabled:
+                try:
+                    return _STDLIB_CACHE[answer]
+                except KeyError:
+                    pass
+            return _STDLIB.isEnabledFor(answer)
     return _decide(name)
 
 
@@ -286,6 +294,13 @@ def wanted(name: str) -> bool:
 # structlog's state is read off that object: no call, three identity tests. Where a
 # structlog release keeps it elsewhere, _CONFIG is None and nothing is kept (every
 # question is asked, as it was before).
+#
+# While structlog is unconfigured, the default hook logs through the standard library,
+# whose levels may change at any time (setLevel, dictConfig, logging.disable): what the
+# default hook wants is then kept as the level to ask about (a _logging.Level), and
+# wanted() reads logging's own answer for it out of the logger's cache, as
+# Logger.isEnabledFor does first (no call: the hot path of a new user's default
+# configuration costs what it did when these events were simply not wanted).
 
 
 def _find_structlog_config() -> Any:
@@ -304,6 +319,10 @@ def _find_structlog_config() -> Any:
 
 
 _CONFIG: Final[Any] = _find_structlog_config()
+
+# Read on every wanted() question that logging decides (module globals: no attribute lookups).
+_STDLIB: Final = _logging.STDLIB
+_STDLIB_CACHE: Final = _logging.STDLIB_CACHE
 
 #: structlog's filtering loggers: what such a logger answers to ``is_enabled_for`` is
 #: fixed by its class (``level >= min_level``), so it may be kept.
@@ -328,7 +347,11 @@ class _Decisions:
     Invariant: while :meth:`hold` is true, every answer in ``wanted`` is what asking
     ``hooks`` one by one (:func:`_ask_hooks`) would give, and every answer in
     ``logged`` is what :meth:`StructlogHook.wants` would give. Only settled answers go
-    in (see :func:`_ask_structlog`); nothing else changes a _Decisions.
+    in (see :func:`_ask_structlog`); nothing else changes a _Decisions. An answer in
+    ``wanted`` is a yes or no, or a :class:`~anyjob.instrumentation._logging.Level`:
+    then the answer is whether the standard library's ``anyjob`` logger is enabled for
+    it, asked each time (only while structlog is unconfigured and logging's own logger
+    class is used, see ``_logging.FAST``).
     """
 
     hooks: tuple[Hook, ...] | None
@@ -336,7 +359,7 @@ class _Decisions:
     configured: Any
     wrapper_class: Any
     caching: Any
-    wanted: dict[str, bool] = attrs.field(factory=dict[str, bool])
+    wanted: dict[str, bool | _logging.Level] = attrs.field(factory=dict[str, bool | _logging.Level])
     logged: dict[str, bool] = attrs.field(factory=dict[str, bool])
 
     @classmethod
@@ -356,7 +379,7 @@ class _Decisions:
             and self.caching is config.cache_logger_on_first_use
         )
 
-    def keep(self, answers: dict[str, bool], name: str, answer: bool) -> None:  # noqa: FBT001
+    def keep(self, answers: dict[str, Any], name: str, answer: bool | _logging.Level) -> None:  # noqa: FBT001
         """Keep *answer*, unless the state changed while it was worked out."""
         if self.hold():
             answers[name] = answer
@@ -387,19 +410,30 @@ def _decide(name: str) -> bool:
     answer, settled = _ask_hooks(hooks or (), name, decisions)
     if settled and decisions is not None:
         decisions.keep(decisions.wanted, name, answer)
-    return answer
+    if answer is True or answer is False:
+        return answer
+    return _logging.enabled(answer)
 
 
-def _ask_hooks(hooks: tuple[Hook, ...], name: str, decisions: _Decisions | None) -> tuple[bool, bool]:
+def _ask_hooks(
+    hooks: tuple[Hook, ...], name: str, decisions: _Decisions | None
+) -> tuple[bool | _logging.Level, bool]:
     """Ask *hooks* in order whether one wants *name*: (the answer, whether it may be kept).
 
     It may be kept when every answer asked for may be: a hook without ``wants`` (always
     yes) and the default hook (see :func:`_ask_structlog`), never another selective hook
-    (its answer may change at any time, and it expects to be asked).
+    (its answer may change at any time, and it expects to be asked). While structlog is
+    unconfigured the default hook's answer is the standard library logger's, which may
+    change at any time: when no other hook wants *name*, the answer is then the
+    :class:`~anyjob.instrumentation._logging.Level` to ask that logger about.
     """
     settled = True
+    by_level: _logging.Level | None = None
     for hook in hooks:
         if type(hook) is StructlogHook:
+            if _logging.FAST and not structlog.is_configured():
+                by_level = _logging.Level(_LEVELS.get(name, logging.DEBUG))
+                continue
             answer = None if decisions is None else decisions.logged.get(name)
             if answer is None:
                 answer, kept = _ask_structlog(name)
@@ -418,25 +452,27 @@ def _ask_hooks(hooks: tuple[Hook, ...], name: str, decisions: _Decisions | None)
         except Exception:  # a broken hook gets the event (and its failure is logged there)  # noqa: BLE001
             return True, False
         settled = False
-    return False, settled
+    return (False if by_level is None else by_level), settled
 
 
 def _ask_structlog(name: str) -> tuple[bool, bool]:
-    """What :meth:`StructlogHook.wants` answers, asked of structlog: (the answer, whether it may be kept).
+    """What :meth:`StructlogHook.wants` answers: (the answer, whether it may be kept).
 
-    It may be kept while structlog's state (see :class:`_Decisions`) stays the same
-    when it depends on nothing else: unconfigured structlog (debug events are not
-    wanted), or a filtering logger (``make_filtering_bound_logger``), whose answer is
-    fixed by its class. Any other logger (the standard library's, whose level may
+    While structlog is unconfigured the standard library's ``anyjob`` logger answers,
+    and that answer is never kept here (logging keeps it, and empties its cache
+    whenever a level changes). Otherwise structlog is asked. Its answer may be kept
+    while structlog's state (see :class:`_Decisions`) stays the same when it depends
+    on nothing else: a filtering logger (``make_filtering_bound_logger``), whose answer
+    is fixed by its class. Any other logger (the standard library's, whose level may
     change at any time; your own class) is asked every time.
     """
-    warning = name in _WARNING_EVENTS
-    if not warning and not structlog.is_configured():
-        return False, True
+    level = _LEVELS.get(name, logging.DEBUG)
+    if not structlog.is_configured():
+        return _logging.enabled(level), False
     # What asking the lazy proxy does: bind() builds the logger (or gives the cached one).
     target = logger.bind()
     try:
-        answer = bool(target.is_enabled_for(logging.WARNING if warning else logging.DEBUG))
+        answer = bool(target.is_enabled_for(level))
     except AttributeError:  # a configured wrapper class without is_enabled_for
         return True, False
     # The next bind() gives a logger of the same class while the state stays the same:
