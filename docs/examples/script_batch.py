@@ -1,6 +1,7 @@
-"""A script submits many jobs, awaits them all, and prints a summary.
+"""A script submits many jobs, shows them live, retries the failures and prints a summary.
 
-Run it: ``python docs/examples/script_batch.py``
+Run it: ``python docs/examples/script_batch.py`` (on a terminal, the bars redraw in place;
+piped, the same news comes as plain lines). It needs rich: ``pip install 'anyjob[cli]'``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import random
 import anyio
 
 import anyjob
+import anyjob.progress
 
 
 async def thumbnail(ctx: anyjob.Context) -> dict[str, int]:
-    """Pretend to make a thumbnail; one in ten images is corrupt."""
-    await anyio.sleep(random.uniform(0.005, 0.02))
+    """Pretend to make a thumbnail in three passes; one image in ten is corrupt."""
+    for step in range(3):
+        await anyio.sleep(random.uniform(0.005, 0.02))
+        ctx.set_progress((step + 1) / 3, f"pass {step + 1} of 3")
     if ctx.params["image"] % 10 == 7:
         msg = f"image {ctx.params['image']} is corrupt"
         raise ValueError(msg)
@@ -23,26 +27,29 @@ async def thumbnail(ctx: anyjob.Context) -> dict[str, int]:
 
 async def main() -> None:
     async with anyjob.JobManager(max_concurrency=8) as jobs:
-        refs = [await jobs.submit(thumbnail, {"image": i}, labels={"batch": "2026-11"}) for i in range(40)]
+        async with anyjob.progress.show(jobs) as display:
+            refs = [
+                await jobs.submit(thumbnail, {"image": i}, name=f"image-{i}", labels={"batch": "2026-11"})
+                for i in range(40)
+            ]
 
-        failed: list[anyjob.JobInfo] = []
-        # Each job's info as it finishes (already finished ones first).
-        async for info in jobs.as_completed([ref.id for ref in refs], timeout=60):
-            if info.state is anyjob.State.FAILED:
-                print(f"failed: image {info.params['image']}: {info.error_type}: {info.error}")
-                failed.append(info)
+            # Each job's info as it finishes (already finished ones first).
+            failed = [
+                info
+                async for info in jobs.as_completed([ref.id for ref in refs], timeout=60)
+                if info.state is anyjob.State.FAILED
+            ]
 
-        # Retry the failures once (they fail again here: the images really are corrupt).
-        for info in failed:
-            await jobs.retry(info.id)
-        for info in failed:
-            again = await jobs.wait(info.id)
-            assert again is not None
-            image = again.params["image"]
-            print(f"retried: image {image} -> {again.state.value} after {again.attempts} attempts")
+            # Retry the failures once (they fail again here: the images really are corrupt).
+            for info in failed:
+                await jobs.retry(info.id)
+            again = [info async for info in jobs.as_completed([info.id for info in failed], timeout=60)]
 
+        # After the display: every line it had to print is out.
+        console = display.console
+        console.print(anyjob.progress.summary_table(again, title="Retried"))
         stats = await jobs.stats(labels={"batch": "2026-11"})
-        print(
+        console.print(
             f"{stats.total} jobs: {stats.by_state[anyjob.State.SUCCEEDED]} succeeded, "
             f"{stats.by_state[anyjob.State.FAILED]} failed; success rate {stats.success_rate:.0%}, "
             f"average {stats.average_duration * 1000:.1f} ms"
@@ -50,5 +57,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyjob.instrumentation.set_hooks([])  # the script prints its own summary
+    anyjob.instrumentation.set_hooks([])  # the display says what happened
     anyio.run(main)

@@ -1,26 +1,21 @@
-"""Command line: ``python -m anyjob demo``."""
+"""The command line: ``anyjob`` or ``python -m anyjob`` (see ``docs/cli.md``)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
-from anyjob._version import __version__
+__all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="anyjob", description="anyjob: jobs for anyio programs.")
-    parser.add_argument("--version", action="version", version=f"anyjob {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run a few jobs and show their progress live")
-    demo.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    args = parser.parse_args(argv)
-    if args.command == "demo":  # pragma: no branch - the only command so far
-        from anyjob._demo import run_demo  # noqa: PLC0415 - keep `anyjob --help` fast
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with *argv* (default ``sys.argv[1:]``); returns the exit status.
 
-        return run_demo(args.backend)
-    return 2  # pragma: no cover
+    0 on success, 1 on a failed job or an error, 130 when interrupted.
+    """
+    from anyjob._cli import main as cli_main  # noqa: PLC0415 - `import anyjob` does not load the CLI
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
