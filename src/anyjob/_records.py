@@ -376,15 +376,34 @@ class JobRecord:
 
     A store takes ownership of the record given to ``insert``; it hands out
     :class:`JobInfo` snapshots and record copies, never its own records.
-    ``owner`` is the id of the manager that runs the job; ``function`` names the
-    function to run (a registered name, or a key only its owner knows).
 
-    ``updated`` is the POSIX time of the latest progress or message report (``None``
-    until one came); ``traceback`` the formatted traceback of the latest run's error
-    (see ``anyjob._error_text.traceback_text``); ``stale_after`` the seconds a
-    ``RUNNING`` or ``CANCELING`` record may go without a sign of life (its latest of
-    ``updated``, ``started``, ``created``) before :meth:`Store.expire_stale
-    <anyjob.stores.Store.expire_stale>` ends it as lost (``None``: never).
+    Attributes:
+        id: The job's id.
+        name: The job's name.
+        state: Its :class:`~anyjob.State`.
+        labels: ``str -> str`` pairs to filter by.
+        params: The JSON-safe params the job was submitted with.
+        priority: Higher starts first among waiting jobs.
+        created: When it was submitted.
+        scheduled: When it may start at the earliest.
+        owner: The id of the manager that runs the job.
+        function: The function to run: a registered name, or a key only its owner knows.
+        progress: The latest progress, in ``[0, 1]``.
+        message: The latest progress message, or ``None``.
+        result: The JSON-safe result of a SUCCEEDED job.
+        error: The error's text for a FAILED job.
+        error_type: The error's type name for a FAILED job.
+        attempts: How many times it was started (retries and earlier runs included).
+        started: When its latest run started, or ``None``.
+        ended: When it ended, or ``None``.
+        cancel_requested: A cancel was asked for (by any manager) and not yet carried out.
+        updated: The time of the latest progress or message report (``None`` until one came).
+        traceback: The formatted traceback of the latest run's error (see
+            ``anyjob._error_text.traceback_text``).
+        stale_after: The seconds a ``RUNNING`` or ``CANCELING`` record may go without a
+            sign of life (its latest of ``updated``, ``started``, ``created``) before
+            :meth:`Store.expire_stale <anyjob.stores.Store.expire_stale>` ends it as lost
+            (``None``: never).
     """
 
     id: str

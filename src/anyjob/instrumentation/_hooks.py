@@ -32,14 +32,19 @@ __all__ = [
 ]
 
 JOB_STARTED: Final = "anyjob.job_started"
+"""A job started running (debug)."""
 JOB_SUCCEEDED: Final = "anyjob.job_succeeded"
+"""A job ended SUCCEEDED (debug; ``duration`` set)."""
 JOB_FAILED: Final = "anyjob.job_failed"
+"""A job ended FAILED (warning, with the error and its traceback)."""
 JOB_CANCELED: Final = "anyjob.job_canceled"
+"""A job ended CANCELED (debug)."""
 RETRY_SCHEDULED: Final = "anyjob.retry_scheduled"
-#: A waiting job this manager held was canceled by another manager sharing the store (debug).
+"""An attempt failed and another one follows after ``wait`` seconds (info)."""
 CANCELED_ELSEWHERE: Final = "anyjob.canceled_elsewhere"
-#: A job still executing past twice ``shutdown_timeout`` while its manager closes (warning).
+"""A waiting job this manager held was canceled by another manager sharing the store (debug)."""
 SHUTDOWN_OVERDUE: Final = "anyjob.shutdown_overdue"
+"""A job still executing past twice ``shutdown_timeout`` while its manager closes (warning)."""
 
 logger = structlog.get_logger("anyjob")
 

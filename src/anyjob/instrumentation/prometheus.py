@@ -49,9 +49,9 @@ from anyjob.instrumentation._hooks import (
 
 __all__ = ["DEFAULT_BUCKETS", "PrometheusHook", "hook"]
 
-#: The duration histogram's bucket bounds, in seconds: from 10 ms to an hour (jobs run
-#: longer than the requests ``prometheus_client``'s own default is made for).
 DEFAULT_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+"""The duration histogram's bucket bounds, in seconds: from 10 ms to an hour (jobs run
+longer than the requests ``prometheus_client``'s own default is made for)."""
 
 _ENDS: Final = {JOB_SUCCEEDED: "succeeded", JOB_FAILED: "failed", JOB_CANCELED: "canceled"}
 
