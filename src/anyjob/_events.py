@@ -56,6 +56,11 @@ class EventStream:
         """The job this stream follows, or ``None`` for every job."""
         return self._job_id
 
+    @property
+    def pending(self) -> int:
+        """How many events are buffered, ready to be taken without waiting."""
+        return len(self._queue)
+
     def wants(self, job_id: str) -> bool:
         """Whether events of *job_id* belong in this stream."""
         return self._job_id is None or self._job_id == job_id

@@ -98,3 +98,16 @@ async def test_event_buffer_is_bounded(make_store: MakeStore, monkeypatch: pytes
     assert len(received) == 10
     assert stream.dropped == 50
     assert received[-1].state is State.SUCCEEDED  # the newest are kept
+
+
+async def test_pending_counts_the_events_ready_to_take() -> None:
+    async with JobManager() as jobs:
+        stream = jobs.events()
+        assert stream.pending == 0
+        ref = await jobs.submit(ok)
+        await jobs.wait(ref.id)
+        buffered = stream.pending
+        assert buffered >= 2  # at least RUNNING and SUCCEEDED
+        await stream.__anext__()
+        assert stream.pending == buffered - 1
+        stream.close()

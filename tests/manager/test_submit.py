@@ -287,3 +287,16 @@ async def test_fresh_closures_per_submission_do_not_grow_memory(
             await jobs.wait((await jobs.submit(other)).id)
         with pytest.raises(JobError, match="register it"):
             await jobs.retry(failed_early.id)
+
+
+async def test_registered_lists_the_names_submit_accepts_in_order() -> None:
+    async with JobManager() as jobs:
+        assert jobs.registered == []
+        jobs.register(ok, "second")
+        jobs.register(boom, "first")
+        assert jobs.registered == ["second", "first"]
+        jobs.registered.append("not kept")  # a copy: the manager's own list is not handed out
+        assert jobs.registered == ["second", "first"]
+        info = await jobs.wait((await jobs.submit("second")).id)
+        assert info is not None
+        assert info.state is State.SUCCEEDED

@@ -274,6 +274,11 @@ class JobManager(Queries, OutsideWork):
 
     # -- registering and submitting ------------------------------------------------
 
+    @property
+    def registered(self) -> list[str]:
+        """The names functions are registered under (what ``submit`` by name accepts), in order."""
+        return self._registry.names
+
     def register(self, fn: JobFunction, name: str | None = None, *, resumable: bool = False) -> JobFunction:
         """Register ``async def fn(ctx)`` under *name* so jobs can be submitted by name.
 

@@ -286,7 +286,7 @@ class _Api:
     async def openapi(self, request: Request) -> Response:
         """``GET /openapi.json``: the OpenAPI 3.1 document of these routes."""
         root = request.scope.get("root_path", "")
-        names = self.jobs._registry.names  # the functions POST /api/jobs accepts, as registered now
+        names = self.jobs.registered  # the functions POST /api/jobs accepts, as registered now
         return _json(openapi_document(root, dashboard=self.dashboard, names=names))
 
 

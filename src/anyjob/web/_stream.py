@@ -134,7 +134,7 @@ class _Hub:
                 pulled = 0
                 # One event, then those already buffered (up to a batch): the waiting
                 # connections wake once per batch, not once per event.
-                while pulled == 0 or (stream._queue and pulled < _PULL_BATCH):
+                while pulled == 0 or (stream.pending and pulled < _PULL_BATCH):
                     event = await stream.__anext__()
                     self.last += 1
                     seq = self.last  # encoded once here, not once per connection
