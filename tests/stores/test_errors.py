@@ -42,13 +42,13 @@ async def test_a_locked_sqlite_file_past_the_busy_timeout(tmp_path: pathlib.Path
 async def test_a_file_that_is_not_a_database(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "jobs.db"
     path.write_bytes(b"not a database, " * 100)
-    with pytest.raises(StoreError, match="cannot open") as caught:
+    with pytest.raises(StoreError, match="could not read the change log: cannot open") as caught:
         await SQLiteStore(path).open()
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
 
 
 @pytest.mark.postgres
-async def test_a_lost_postgres_connection_then_a_new_one(postgres_schema: str) -> None:
+async def test_a_lost_postgres_connection_is_opened_again_at_once(postgres_schema: str) -> None:
     import psycopg
 
     separator = "&" if "?" in POSTGRES_DSN else "?"
@@ -62,12 +62,11 @@ async def test_a_lost_postgres_connection_then_a_new_one(postgres_schema: str) -
             (postgres_schema,),
         ).fetchall()
     assert killed
-    with pytest.raises(StoreError, match="could not read job 'j1'") as caught:
-        await store.get("j1")
-    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
-    info = await store.get("j1")  # the next call connects again
+    # Nothing was being committed: the read runs again on a new connection.
+    info = await store.get("j1")
     assert info is not None
     assert info.state is State.CREATED
+    assert not store.availability.away
     store.close()
 
 

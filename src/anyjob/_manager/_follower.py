@@ -9,6 +9,7 @@ from anyjob._manager._recorder import Recorder
 from anyjob._manager._waiters import Waiters
 from anyjob._state import State
 from anyjob.stores._base import StoreChange, StoreFeed
+from anyjob.stores._outage import backoff
 
 __all__ = ["Follower"]
 
@@ -40,13 +41,20 @@ class Follower:
         self._waiters = waiters
 
     async def run(self, feed: StoreFeed) -> None:
-        """Apply the feed's changes until the feed ends or the task is cancelled."""
+        """Apply the feed's changes until the feed ends or the task is cancelled.
+
+        While the database is away the feed is read again with backoff (a feed goes on
+        from the last change it reported), so the manager carries on meanwhile.
+        """
         try:
-            async for changes in feed:
-                for change in changes:
-                    self.apply(change)
+            await backoff()(self._follow, feed)
         finally:
             feed.close()
+
+    async def _follow(self, feed: StoreFeed) -> None:
+        async for changes in feed:
+            for change in changes:
+                self.apply(change)
 
     def apply(self, change: StoreChange) -> None:
         """One row of the table above."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final, final
 
 import anyio
@@ -389,11 +390,10 @@ class Recorder:
             self._delayed.discard(entry)  # canceled while it waited for its time
         if write:
             self._sink.changed(entry)
-        if self._publisher.streams:
-            self._publisher.record(record, progress=False)
-        by_id = self._waiters.by_id
-        if by_id and record.id in by_id:  # an info only for a job somebody waits for
-            self._waiters.wake(record.id, _detached_info(record))
+        if write and self._sink.claims:  # a durable store: the end is told once it is committed
+            self._sink.after_write(entry, functools.partial(self._told, record))
+        else:
+            self._told(record)
         self.drained.fire()
         if emit and _hooks.active:
             name = _END_EVENTS[record.state]
@@ -402,6 +402,14 @@ class Recorder:
                 ended = record.ended
                 duration = None if started is None or ended is None else max(ended - started, 0.0)
                 self._emit(entry, name, error, duration)
+
+    def _told(self, record: JobRecord) -> None:
+        """A retired job's end reaches the events and who waits for it (once it is stored)."""
+        if self._publisher.streams:
+            self._publisher.record(record, progress=False)
+        by_id = self._waiters.by_id
+        if by_id and record.id in by_id:  # an info only for a job somebody waits for
+            self._waiters.wake(record.id, _detached_info(record))
 
     @staticmethod
     def _emit(entry: Entry, name: str, error: BaseException | None, duration: float | None) -> None:

@@ -26,9 +26,14 @@ from anyjob._signal import Signal
 from anyjob._state import State
 from anyjob.stores._base import RecordUpdate, Store
 from anyjob.stores._memory import MemoryStore
+from anyjob.stores._outage import backoff
 
 __all__ = ["BatchSink", "MemorySink", "Sink", "make_sink"]
 
+#: Seconds a closing manager waits for the database to take its last changes (then the
+#: StoreError is raised; the jobs whose ends were not written are resolved as any lost
+#: manager's, once its lease runs out).
+CLOSE_PATIENCE: Final = 10.0
 _CLAIMABLE: Final = frozenset({State.CREATED})
 _LIVE: Final = frozenset({State.CREATED, State.RUNNING, State.CANCELING})
 _RUNNING: Final = State.RUNNING
@@ -73,6 +78,13 @@ class Sink(Protocol):
 
     def changed(self, entry: Entry) -> None:
         """*entry*'s record changed."""
+        ...
+
+    def after_write(self, entry: Entry, tell: Callable[[], None]) -> None:
+        """Call *tell* once *entry*'s changes so far are in the store (at once if they are).
+
+        For a job's end: who waits for it, and the events, learn it only once it is stored.
+        """
         ...
 
     async def claim(self, entry: Entry) -> bool:
@@ -155,6 +167,9 @@ class MemorySink:
             entry.flushed_state = record.state
         self._store.notify(record, self._origin)
 
+    def after_write(self, entry: Entry, tell: Callable[[], None]) -> None:  # noqa: ARG002 - the protocol's
+        tell()  # pragma: no cover - the recorder asks only a sink that claims (the changes are stored)
+
     async def claim(self, entry: Entry) -> bool:  # noqa: ARG002 - the shared record already tells
         return True  # pragma: no cover - claims is False: never called
 
@@ -196,10 +211,30 @@ class BatchSink:
     while a batch is on its way, so :meth:`settle` returns only once earlier changes are
     stored (read your writes). ``_creating`` holds the ids an insert or requeue is writing
     now: while one is, the manager refuses another for that id, so that a cancelled one
-    withdraws only what it may have written itself.
+    withdraws only what it may have written itself. ``_tells`` holds what to tell once an
+    entry's pending changes are committed (a job's end: its waiters, its event), so nothing
+    is reported that is not stored; the many jobs ending meanwhile go in one transaction.
+
+    While the database is away, the pending changes stay in ``_dirty`` and :meth:`run`
+    writes them again with backoff until it answers; what is to be told waits with them.
+    That buffer is bounded by the jobs this manager held when the database went away: one
+    coalesced change per job (its latest record), however often it changes, and no job
+    joins it meanwhile (a submit, retry, create or track needs the database and raises
+    StoreError; a waiting job is claimed with backoff, so its worker waits for the
+    database instead of starting it).
     """
 
-    __slots__ = ("_creating", "_dirty", "_lock", "_origin", "_refused", "_store", "_wakeup", "checkpoint")
+    __slots__ = (
+        "_creating",
+        "_dirty",
+        "_lock",
+        "_origin",
+        "_refused",
+        "_store",
+        "_tells",
+        "_wakeup",
+        "checkpoint",
+    )
 
     claims = True
     reads_now = False
@@ -210,6 +245,7 @@ class BatchSink:
         self._origin = origin
         self._refused = refused  # called for an entry whose write the store refused
         self._dirty: dict[str, Entry] = {}
+        self._tells: dict[str, list[Callable[[], None]]] = {}
         self._creating: set[str] = set()
         self._wakeup = Signal()
         self._lock: anyio.Lock | None = None
@@ -253,6 +289,17 @@ class BatchSink:
             self._wakeup.fire()
         self._dirty[entry.record.id] = entry
 
+    def after_write(self, entry: Entry, tell: Callable[[], None]) -> None:
+        job_id = entry.record.id
+        if job_id not in self._dirty:
+            tell()  # nothing of it pending
+            return
+        tells = self._tells.get(job_id)
+        if tells is None:
+            self._tells[job_id] = [tell]
+        else:
+            tells.append(tell)
+
     async def claim(self, entry: Entry) -> bool:
         # The write that starts the job in the store: only while it still waits and is still
         # this manager's (not canceled, nor canceled and retried by another manager, which
@@ -261,10 +308,29 @@ class BatchSink:
         record = entry.record
         fields = {"state": _RUNNING, "started": now_timestamp(), "attempts": record.attempts + 1}
         update = RecordUpdate(record.id, fields, _CLAIMABLE, owner=self._origin)
-        claimed = (await self._store.apply([update], origin=self._origin))[0]
+        claimed: bool
+        try:
+            claimed = (await self._store.apply([update], origin=self._origin))[0]
+        except StoreError:  # the database away (or its answer lost): this worker waits for it
+            claimed = await backoff()(self._claim_again, update)
         if claimed:
             entry.flushed_state = _RUNNING
         return claimed
+
+    async def _claim_again(self, update: RecordUpdate) -> bool:
+        """A claim whose earlier try failed: taken already if the store holds that very start.
+
+        (The earlier try may have been committed though its answer was lost.)
+        """
+        stored = await self._store.get_record(update.job_id)
+        if (
+            stored is not None
+            and stored.state is _RUNNING
+            and stored.owner == self._origin
+            and stored.started == update.fields["started"]
+        ):
+            return True
+        return (await self._store.apply([update], origin=self._origin))[0]
 
     async def settle(self) -> None:
         lock = self._lock
@@ -306,6 +372,8 @@ class BatchSink:
                 return
             entries = list(self._dirty.values())
             self._dirty = {}
+            tells = self._tells
+            self._tells = {}
             updates: list[RecordUpdate] = []
             for entry in entries:
                 record = entry.record
@@ -319,22 +387,69 @@ class BatchSink:
                 try:
                     applied = await self._store.apply(updates, origin=self._origin)
                 except StoreError:
-                    for entry in entries:  # not written: again with the next batch
-                        self._dirty.setdefault(entry.record.id, entry)
+                    # Not written: again with the next batch, before anything changed since
+                    # (kept in the order of the first change of each job), told with it.
+                    self._dirty = {entry.record.id: entry for entry in entries} | self._dirty
+                    for job_id, waiting in self._tells.items():
+                        tells.setdefault(job_id, []).extend(waiting)
+                    self._tells = tells
                     raise
-            for entry, update, ok in zip(entries, updates, applied, strict=True):
-                entry.flushed_state = update.fields["state"]
-                if not ok:
-                    self._refused(entry)
+            await self._written(entries, updates, applied, tells)
+
+    async def _written(
+        self,
+        entries: list[Entry],
+        updates: list[RecordUpdate],
+        applied: list[bool],
+        tells: dict[str, list[Callable[[], None]]],
+    ) -> None:
+        """A batch is committed: tell what waited for it; the refused go to the manager."""
+        unsure: list[tuple[Entry, list[Callable[[], None]]]] = []
+        for entry, update, ok in zip(entries, updates, applied, strict=True):
+            entry.flushed_state = update.fields["state"]
+            job_tells = tells.pop(entry.record.id, [])
+            if not ok:
+                self._refused(entry)
+                if job_tells:
+                    unsure.append((entry, job_tells))
+                continue
+            for tell in job_tells:
+                tell()
+        if unsure:
+            with anyio.CancelScope(shield=True):
+                await self._tell_stored(unsure)
+
+    async def _tell_stored(self, unsure: list[tuple[Entry, list[Callable[[], None]]]]) -> None:
+        """Ends the store refused: told only if the store holds them all the same.
+
+        So when an earlier try of this batch was committed though its answer was lost (the
+        connection dropped as it committed); any other end there is another manager's, told
+        by the feed.
+        """
+        for entry, job_tells in unsure:
+            record = entry.record
+            try:
+                stored = await self._store.get_record(record.id)
+            except StoreError:
+                continue  # unreadable now: the waiters read the store when they give up
+            if stored is not None and stored.owner == self._origin and stored.state is record.state:
+                for tell in job_tells:
+                    tell()
 
     async def run(self) -> None:
         while True:
             if not self._dirty:
                 await self._wakeup.wait()
-            await self.flush()
+            try:
+                await self.flush()
+            except StoreError:  # the database away: the changes wait for it
+                await backoff()(self.flush)
 
     async def close(self) -> None:
-        await self.flush()
+        try:
+            await self.flush()
+        except StoreError:  # the database away: wait for it a while, then raise its error
+            await backoff(CLOSE_PATIENCE)(self.flush)
 
 
 def make_sink(store: Store, origin: str, refused: Callable[[Entry], None]) -> MemorySink | BatchSink:

@@ -1,9 +1,9 @@
 """Upkeep: the one background sweeper of a manager over a shared store.
 
-Each round it renews this manager's lease (durable stores), resolves the jobs of managers
-whose lease ran out (``Store.recover_lost``), ends silent external jobs
-(``Store.expire_stale``) and, when workers are free, takes waiting jobs of the functions
-this manager registered (``Store.claim_waiting``). What changed is told to this manager's
+Every third of the lease it renews this manager's lease (durable stores) and resolves the
+jobs of managers whose lease ran out (``Store.recover_lost``); each round it ends silent
+external jobs (``Store.expire_stale``) and, when workers are free, takes waiting jobs of the
+functions this manager registered (``Store.claim_waiting``). What changed is told to this manager's
 events, waiters and hooks here; the other managers learn it from their feeds.
 """
 
@@ -23,6 +23,7 @@ from anyjob._manager._specs import SpecRegistry
 from anyjob._records import now_timestamp
 from anyjob._state import State
 from anyjob.stores._base import Store
+from anyjob.stores._outage import backoff
 
 __all__ = ["CLAIM_BATCH", "Upkeep"]
 
@@ -41,7 +42,9 @@ class Upkeep:
         "_origin",
         "_pool",
         "_recorder",
+        "_recover_from",
         "_registry",
+        "_renew_at",
         "_reports",
         "_store",
         "claiming",
@@ -69,6 +72,12 @@ class Upkeep:
         self._pool = pool
         #: Whether to take waiting jobs from the store (not once the manager is closing).
         self.claiming = True
+        #: On the loop clock, when lost managers' jobs may be resolved: at once, but a lease
+        #: after the database came back from an outage (None: not back yet).
+        self._recover_from: float | None = 0.0
+        #: On the loop clock, when the lease is renewed next (rounds may come more often,
+        #: for silent external jobs and shared waiting jobs).
+        self._renew_at = 0.0
 
     @property
     def interval(self) -> float:
@@ -79,7 +88,7 @@ class Upkeep:
     async def open(self) -> None:
         """Take this manager's lease before its first job (durable stores)."""
         if self._durable:
-            await self._store.renew_lease(self._origin, self._lease)
+            await self._renew()
 
     async def close(self) -> None:
         """Give the lease back (a clean close: the jobs left waiting are anyone's at once)."""
@@ -90,7 +99,11 @@ class Upkeep:
                 return  # the lease runs out by itself
 
     async def run(self) -> None:
-        """Rounds until cancelled (a background task of the manager)."""
+        """Rounds until cancelled (a background task of the manager).
+
+        A round the database fails: the lease is renewed again with backoff until it
+        answers (this manager's own lease first, so the others do not take it for lost).
+        """
         shortened = self._reports.shortened  # a short stale_after: look again at once
         while True:
             with anyio.move_on_after(self.interval):
@@ -98,16 +111,27 @@ class Upkeep:
             try:
                 await self.round()
             except StoreError:
-                continue  # the store is unreachable now: the next round tries again
+                if self._durable:
+                    self._recover_from = None
+                    await backoff()(self._renew)
+
+    async def _renew(self) -> None:
+        await self._store.renew_lease(self._origin, self._lease)
+        self._renew_at = anyio.current_time() + self._lease / 3
+        if self._recover_from is None:
+            # Back after an outage: every other manager was cut off too, maybe past its lease;
+            # give them a whole lease to renew theirs before resolving anyone's jobs.
+            self._recover_from = anyio.current_time() + self._lease
 
     async def round(self) -> None:
         """One round of upkeep."""
         store = self._store
         origin = self._origin
-        if self._durable:
-            await store.renew_lease(origin, self._lease)
-            lost = await store.recover_lost(origin=origin, resumable=self._registry.resumable)
-            await self._tell(lost)
+        if self._durable and anyio.current_time() >= self._renew_at:  # every lease / 3
+            await self._renew()
+            if anyio.current_time() >= (self._recover_from or 0.0):
+                lost = await store.recover_lost(origin=origin, resumable=self._registry.resumable)
+                await self._tell(lost)
         await self._tell(await store.expire_stale(now_timestamp(), origin=origin))
         if self._durable:
             await self._claim()

@@ -126,6 +126,7 @@ class Connection:
         "_indexed_by",
         "_translate",
         "_usable",
+        "committing",
         "errors",
         "greatest",
         "integrity_errors",
@@ -163,6 +164,9 @@ class Connection:
         self.integrity_errors = integrity_errors
         self.errors: tuple[type[BaseException], ...] = (*errors, *BINDING_ERRORS)  # what becomes a StoreError
         self._usable = usable
+        #: Set as a transaction sends its ``COMMIT``: a lost connection then leaves unknown
+        #: whether it was written (before, the database rolled it back: safe to run again).
+        self.committing = False
 
     def _dialect(self, sql: str) -> str:
         return sql.replace("?", "%s") if self._translate else sql
@@ -234,8 +238,16 @@ class transaction:  # noqa: N801 - used like a function
             self._conn.begin()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn = self._conn
         if exc_type is None:
-            self._conn.execute("COMMIT")
+            conn.committing = not self._read
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite keeps a transaction open after a busy COMMIT: end it, or the next BEGIN fails.
+                with contextlib.suppress(*conn.errors):
+                    conn.execute("ROLLBACK")
+                raise
             return
-        with contextlib.suppress(*self._conn.errors):  # a lost connection: its own error is raised
-            self._conn.execute("ROLLBACK")
+        with contextlib.suppress(*conn.errors):  # a lost connection: its own error is raised
+            conn.execute("ROLLBACK")

@@ -16,6 +16,7 @@ from anyjob.stores._connection import (
     Connection,
     schema_statements,
 )
+from anyjob.stores._notice import Listener
 from anyjob.stores._sql import SQLStore
 
 __all__ = ["PostgresStore"]
@@ -34,9 +35,18 @@ class PostgresStore(SQLStore):
 
     The tables live in their own schema (``anyjob`` by default). Managers holding
     the same ``PostgresStore`` object learn of each other's writes at once; others
-    (other processes, other machines) by polling the change log every
-    ``poll_interval`` seconds. Writers take a transaction-level advisory lock, so
-    change-log numbers follow commit order and no change is skipped by a feed.
+    (other processes, other machines) within milliseconds, through ``LISTEN``/``NOTIFY``
+    on a second connection (a trigger on the change log notifies the schema's channel
+    ``anyjob:SCHEMA`` with the writer's id), and by reading the change log every
+    ``poll_interval`` seconds as the safety net (and after the listening connection was
+    opened again). Writers take a transaction-level advisory lock, so change-log
+    numbers follow commit order and no change is skipped by a feed.
+
+    A lost connection is opened again at once, and a call that had not reached its
+    ``COMMIT`` runs again on the new one. While the server stays unreachable, calls
+    raise :class:`~anyjob.StoreError`; a manager keeps its running jobs running and
+    writes what changed once the server answers, and the hooks hear
+    ``anyjob.store_unavailable`` and ``anyjob.store_available`` once each.
 
     Needs the ``psycopg`` driver (``pip install 'anyjob[postgres]'``). Calls run in
     a worker thread on one connection (so it works on asyncio and trio alike).
@@ -50,13 +60,13 @@ class PostgresStore(SQLStore):
     by ``connect_timeout``; the schema and tables are created under a session-level
     advisory lock, so many processes may start at once on a new database. Every
     error of the database or the driver is raised as :class:`~anyjob.StoreError`,
-    the ``psycopg`` exception chained; after a lost connection the next call
-    connects again.
+    the ``psycopg`` exception chained.
 
     Args:
         dsn: A libpq connection string or URI (``postgresql://user@host/db``).
         schema: The schema holding the tables: lower-case letters, digits and ``_``.
-        poll_interval: Seconds between looks for other processes' changes.
+        poll_interval: Seconds between reads of the change log, the safety net of
+            ``LISTEN``/``NOTIFY``.
         connect_timeout: Seconds connecting and setting up the schema may take
             (libpq counts whole seconds, and at least 2).
 
@@ -69,7 +79,7 @@ class PostgresStore(SQLStore):
         dsn: str,
         *,
         schema: str = "anyjob",
-        poll_interval: float = 0.2,
+        poll_interval: float = 1.0,
         connect_timeout: float = 10.0,
     ) -> None:
         if not isinstance(dsn, str):
@@ -98,6 +108,28 @@ class PostgresStore(SQLStore):
         """The schema holding the tables."""
         return self._schema
 
+    def _watcher(self) -> Listener:
+        return Listener(self, self._listen)
+
+    def _listen(self) -> Any:
+        """A new connection listening to the schema's channel (in a worker thread)."""
+        import psycopg  # noqa: PLC0415 - an optional dependency, loaded by _open already
+
+        timeout = max(1, math.ceil(self.connect_timeout))
+        connect: Any = psycopg.connect  # typed for literal SQL; the channel is checked text
+        raw: Any = connect(self._dsn, autocommit=True, connect_timeout=timeout)
+        try:
+            raw.execute(f'LISTEN "{_channel(self._schema)}"')
+        except BaseException:
+            raw.close()
+            raise
+        return raw
+
+    def _unreachable(self, error: BaseException) -> bool:
+        import psycopg  # noqa: PLC0415 - loaded by _open already
+
+        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+
     def _open(self) -> Connection:
         try:
             import psycopg  # noqa: PLC0415 - an optional dependency
@@ -119,7 +151,8 @@ class PostgresStore(SQLStore):
             raise
         return Connection(
             raw,
-            begin=("BEGIN", f"SELECT pg_advisory_xact_lock({self._lock_key})"),
+            # One round trip (a simple query of two statements, no parameters).
+            begin=(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})",),
             begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             translate=True,
             greatest="GREATEST",
@@ -166,11 +199,47 @@ class PostgresStore(SQLStore):
                 raw.execute(f"ALTER TABLE anyjob_jobs ADD COLUMN IF NOT EXISTS {definition.format(**_TYPES)}")
         for statement in LATE_SCHEMA:
             raw.execute(statement)
+        self._create_trigger(raw)
         raw.execute(
             "INSERT INTO anyjob_meta (key, value) VALUES ('schema_version', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             (str(SCHEMA_VERSION),),
         )
+
+    def _create_trigger(self, raw: Any) -> None:
+        """The trigger that notifies the schema's channel of every insert into the change log.
+
+        Made once (existing, it is left alone: writers run it meanwhile). Its payload is
+        the writer's origin (one per statement; PostgreSQL sends one notice per transaction
+        and payload), so a feed skips its own manager's writes.
+        """
+        found = raw.execute(
+            "SELECT 1 FROM pg_trigger WHERE tgname = 'anyjob_changes_notify'"
+            " AND tgrelid = 'anyjob_changes'::regclass"
+        ).fetchone()
+        if found is not None:
+            return
+        raw.execute(_NOTIFY_FUNCTION.replace("{channel}", _channel(self._schema)))
+        raw.execute(
+            "CREATE TRIGGER anyjob_changes_notify AFTER INSERT ON anyjob_changes"
+            " REFERENCING NEW TABLE AS anyjob_new_changes FOR EACH STATEMENT EXECUTE FUNCTION anyjob_notify()"
+        )
+
+
+#: The trigger function telling the listeners of {channel} (``anyjob:SCHEMA``) who wrote.
+_NOTIFY_FUNCTION: Final = """
+CREATE OR REPLACE FUNCTION anyjob_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{channel}', COALESCE((SELECT origin FROM anyjob_new_changes LIMIT 1), ''));
+    RETURN NULL;
+END
+$$
+"""
+
+
+def _channel(schema: str) -> str:
+    """The schema's notice channel (at most 63 bytes, as PostgreSQL's names)."""
+    return f"anyjob:{schema}"[:63]
 
 
 def _usable(raw: Any) -> bool:

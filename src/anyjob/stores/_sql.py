@@ -5,16 +5,14 @@ used from a worker thread under a lock, so the stores work alike on asyncio and
 trio and the event loop never waits for the database. SQL is written once with
 ``?`` placeholders; a store for a driver with another placeholder style
 translates it (see :class:`Connection`). Every driver error becomes a
-:class:`~anyjob.StoreError` in :meth:`SQLStore._run`, the one way into the database.
+:class:`~anyjob.StoreError` in ``SQLCalls._run`` (:mod:`anyjob.stores._sql_calls`), the one way
+into the database.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Final, TypeVar
-
-import anyio.to_thread
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Final
 
 from anyjob._exceptions import JobError, StoreError
 from anyjob._kinds import EXTERNAL
@@ -24,11 +22,11 @@ from anyjob.stores import _changes, _sql_leases
 from anyjob.stores._base import JobQuery, RecordUpdate, check_claim, check_lease
 from anyjob.stores._changes import Feed, info_of, warn_undecodable
 from anyjob.stores._connection import Connection, head, seconds, transaction
+from anyjob.stores._notice import Notices
 from anyjob.stores._rows import DONE, FIELDS, STATE_BY_VALUE, column, count, filters, from_row, to_row
+from anyjob.stores._sql_calls import SQLCalls
 
 __all__: list[str] = []
-
-T = TypeVar("T")
 
 #: Ends a stored cancel request overrides (see Store.apply).
 _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
@@ -38,20 +36,23 @@ _CHANGES_KEPT_FOR: Final = 600.0
 _TRIM_EVERY: Final = 60.0
 
 
-class SQLStore:
+class SQLStore(SQLCalls):
     """The Store protocol over SQL tables (see :class:`~anyjob.stores.SQLiteStore`).
 
-    Subclasses open the connection (:meth:`_open`) and say how they are shown.
+    Subclasses open the connection (:meth:`_open`), say which errors mean the database
+    cannot be reached (:meth:`_unreachable`), what notices other processes' writes
+    (:meth:`_watcher`) and how they are shown.
     """
 
     def __init__(self, *, poll_interval: float, connect_timeout: float) -> None:
+        super().__init__()
         self.poll_interval = seconds("poll_interval", poll_interval)
         self.connect_timeout = seconds("connect_timeout", connect_timeout)
-        self._lock = threading.Lock()
-        self._conn: Connection | None = None
         self._feeds: list[Feed] = []
         self._trimmed = 0.0  # when this store last trimmed the change log
         self._head: int | None = None  # the change log's latest number, as of the last look
+        #: What notices other processes' writes while a feed waits.
+        self._notices: Notices = self._watcher()
 
     async def open(self) -> None:
         """Connect and create the schema if needed, in a worker thread (idempotent).
@@ -60,55 +61,19 @@ class SQLStore:
             anyjob.StoreError: The database cannot be reached or set up within
                 ``connect_timeout`` (the cause chained).
         """
-        self._head = await self._run("read the change log", head)
+        self._head = await self._run("read the change log", head, wrote=False)
 
     def close(self) -> None:
-        """Close the database connection (it opens again on the next call)."""
+        """Close the database connections (they open again on the next call)."""
+        self._notices.close()
         with self._lock:
             self._drop()
 
     # -- the connection, in a worker thread -----------------------------------------
 
-    def _open(self) -> Connection:
-        """Connect, and create the tables if needed."""
+    def _watcher(self) -> Notices:
+        """What notices other processes' writes (see :mod:`anyjob.stores._notice`)."""
         raise NotImplementedError  # pragma: no cover - every store says how
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _connection(self) -> Connection:
-        conn = self._conn
-        if conn is None:
-            try:
-                conn = self._open()
-            except StoreError:
-                raise
-            except Exception as exc:
-                msg = f"cannot open {self!r}: {exc}"
-                raise StoreError(msg) from exc
-            self._conn = conn
-        return conn
-
-    async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(connection, *args)`` in a worker thread; a driver error becomes a StoreError.
-
-        *what* says what failed in the error's message ("insert job 'x'").
-        """
-
-        def locked() -> T:
-            with self._lock:
-                conn = self._connection()
-                try:
-                    return fn(conn, *args)
-                except conn.errors as exc:
-                    if not conn.usable():
-                        self._drop()  # the next call connects again
-                    msg = f"{self!r} could not {what}: {exc}"
-                    raise StoreError(msg) from exc
-
-        return await anyio.to_thread.run_sync(locked)
 
     def _changed(
         self, conn: Connection, job_ids: Sequence[str], origin: str, finals: Sequence[str | None] = ()
@@ -139,7 +104,7 @@ class SQLStore:
             StoreError: The database failed (the cause chained).
         """
         told = record.owner if origin is None else origin
-        await self._run(f"insert job {record.id!r}", self._insert, record, told)
+        await self._run(f"insert job {record.id!r}", self._insert, record, told, unsure=self._insert_again)
         self._poke(told)
 
     def _insert(self, conn: Connection, record: JobRecord, origin: str) -> None:
@@ -155,6 +120,15 @@ class SQLStore:
                 raise JobError(msg, job_id=record.id) from None
             _insert_labels(conn, record.id, record.labels)
             self._changed(conn, [record.id], origin)
+
+    def _insert_again(self, conn: Connection, record: JobRecord, origin: str) -> None:
+        """:meth:`_insert` after a lost ``COMMIT``: a row already there that is this record is it."""
+        try:
+            self._insert(conn, record, origin)
+        except JobError:
+            row = conn.execute("SELECT owner, created FROM anyjob_jobs WHERE id = ?", (record.id,)).fetchone()
+            if row is None or row["owner"] != record.owner or row["created"] != record.created:
+                raise
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order, in one transaction; for each, whether it applied.
@@ -291,7 +265,9 @@ class SQLStore:
         See :meth:`Store.expire_stale <anyjob.stores.Store.expire_stale>`: one transaction,
         taken only when a first read (without the write lock) finds a stale record.
         """
-        expired = await self._run("end stale jobs", _sql_leases.expire_stale, now, origin, self._changed)
+        expired = await self._run(
+            "end stale jobs", _sql_leases.expire_stale, now, origin, self._changed, wrote=False
+        )
         if expired:
             self._poke(origin)
         return expired
@@ -325,6 +301,7 @@ class SQLStore:
             origin,
             frozenset(resumable),
             self._changed,
+            wrote=False,
         )
         if logged:
             self._poke(origin)
@@ -354,6 +331,9 @@ class SQLStore:
             limit,
             float(grace),
             self._changed,
+            [],  # the ids it writes: after a lost COMMIT, claim_again finds which were taken
+            wrote=False,
+            unsure=_sql_leases.claim_again,
         )
         warn_undecodable(broken)
         if taken:
@@ -368,7 +348,7 @@ class SQLStore:
         Raises:
             StoreError: The database failed, or the record cannot be decoded.
         """
-        record = await self._run(f"read job {job_id!r}", self._get_record, job_id)
+        record = await self._run(f"read job {job_id!r}", self._get_record, job_id, wrote=False)
         return None if record is None else info_of(record)
 
     async def get_record(self, job_id: str) -> JobRecord | None:
@@ -377,7 +357,7 @@ class SQLStore:
         Raises:
             StoreError: The database failed, or the record cannot be decoded.
         """
-        return await self._run(f"read job {job_id!r}", self._get_record, job_id)
+        return await self._run(f"read job {job_id!r}", self._get_record, job_id, wrote=False)
 
     def _get_record(self, conn: Connection, job_id: str) -> JobRecord | None:
         row = conn.execute("SELECT * FROM anyjob_jobs WHERE id = ?", (job_id,)).fetchone()
@@ -388,7 +368,7 @@ class SQLStore:
 
         A record that cannot be decoded is left out with a :class:`RuntimeWarning`.
         """
-        infos, broken = await self._run("query jobs", self._query, query)
+        infos, broken = await self._run("query jobs", self._query, query, wrote=False)
         warn_undecodable(broken)
         return infos
 
@@ -417,7 +397,7 @@ class SQLStore:
         self, *, name: str | None = None, labels: Mapping[str, str] | None = None
     ) -> JobStatistics:
         """Counts over the matching records (in states this anyjob knows)."""
-        return await self._run("count jobs", count, name, labels)
+        return await self._run("count jobs", count, name, labels, wrote=False)
 
     # -- the change feed ------------------------------------------------------------------
 

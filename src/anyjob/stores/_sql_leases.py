@@ -137,13 +137,20 @@ def recover_lost(
 
 
 def claim_waiting(  # noqa: PLR0917 - SQLStore._run passes them by position
-    conn: Connection, functions: Sequence[str], origin: str, limit: int, grace: float, log: Log
+    conn: Connection,
+    functions: Sequence[str],
+    origin: str,
+    limit: int,
+    grace: float,
+    log: Log,
+    tried: list[str],
 ) -> tuple[list[JobRecord], list[StoreError]]:
     """Take up to *limit* waiting records for *origin*, in the claim's order.
 
     Returns them (``owner`` set) and the errors of those that could not be decoded (not
     taken). Exactly once: the write lock (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
     advisory lock) orders the takers, and the rows read are locked (``SKIP LOCKED``).
+    *tried* is given the ids it writes, before its ``COMMIT`` (see :func:`claim_again`).
     """
     now = clock(conn)
     where, params = waiting(conn, functions, origin, now, grace)
@@ -165,11 +172,38 @@ def claim_waiting(  # noqa: PLR0917 - SQLStore._run passes them by position
             taken.append(record)
         if taken:
             ids = [record.id for record in taken]
+            tried[:] = ids
             conn.executemany(
                 "UPDATE anyjob_jobs SET owner = ? WHERE id = ?", [(origin, job_id) for job_id in ids]
             )
             log(conn, ids, origin)
     return taken, broken
+
+
+def claim_again(  # noqa: PLR0917 - SQLStore._run passes them by position
+    conn: Connection,
+    functions: Sequence[str],
+    origin: str,
+    limit: int,
+    grace: float,
+    log: Log,
+    tried: list[str],
+) -> tuple[list[JobRecord], list[StoreError]]:
+    """:func:`claim_waiting` again after its ``COMMIT`` was lost: what it took, if it was written.
+
+    The records it tried that are *origin*'s and still waiting were taken by that commit
+    (a claim never takes *origin*'s own); none: it was not written, and is tried anew.
+    """
+    if tried:
+        marks = ",".join("?" * len(tried))
+        rows = conn.execute(
+            f"SELECT * FROM anyjob_jobs WHERE id IN ({marks}) AND owner = ? AND state = 'created'"  # noqa: S608 - placeholders
+            f"{CLAIM_ORDER}",
+            (*tried, origin),
+        ).fetchall()
+        if rows:
+            return [from_row(row) for row in rows], []
+    return claim_waiting(conn, functions, origin, limit, grace, log, tried)
 
 
 def expire_stale(conn: Connection, now: float, origin: str, log: Log) -> list[str]:

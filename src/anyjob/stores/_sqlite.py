@@ -17,6 +17,7 @@ from anyjob.stores._connection import (
     schema_statements,
     seconds,
 )
+from anyjob.stores._notice import DataVersion
 from anyjob.stores._sql import SQLStore
 
 _TYPES: Final = {"real": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "id": "TEXT"}
@@ -38,9 +39,16 @@ class SQLiteStore(SQLStore):
     Records survive the process. Several managers may share one store: managers
     holding the same ``SQLiteStore`` object learn of each other's writes at once;
     managers in other processes (or holding another ``SQLiteStore`` on the same
-    file) learn of them by polling the file's change log every ``poll_interval``
-    seconds. The database uses write-ahead logging, so readers do not block the
-    writer.
+    file) within milliseconds: while a manager waits for changes, the store watches
+    the file's ``PRAGMA data_version`` (woken by inotify on Linux when the WAL is
+    written to, else looked at every 5 ms), and it reads the change log every
+    ``poll_interval`` seconds as the safety net. The database uses write-ahead
+    logging, so readers do not block the writer.
+
+    While the file stays write-locked by another process past ``busy_timeout`` (or
+    cannot be opened), calls raise :class:`~anyjob.StoreError`; a manager keeps its
+    running jobs running and writes what changed once the file is free again, and the
+    hooks hear ``anyjob.store_unavailable`` and ``anyjob.store_available`` once each.
 
     Calls run in a worker thread (one connection, used by one thread at a time).
     A manager batches its writes, so a job costs a few of them, not one per change.
@@ -59,7 +67,8 @@ class SQLiteStore(SQLStore):
     Args:
         path: The database file (created if missing), or ``":memory:"`` for a
             private in-memory database (not shared, not durable; for tests).
-        poll_interval: Seconds between looks for other processes' changes.
+        poll_interval: Seconds between reads of the change log, the safety net of the
+            change detection (which finds other processes' writes within milliseconds).
         connect_timeout: Seconds opening the file may wait for another writer
             (while it creates the tables, say).
         busy_timeout: Seconds any later call waits for another writer to release
@@ -77,7 +86,7 @@ class SQLiteStore(SQLStore):
         self,
         path: str | os.PathLike[str],
         *,
-        poll_interval: float = 0.2,
+        poll_interval: float = 1.0,
         connect_timeout: float = 10.0,
         busy_timeout: float = 30.0,
         synchronous: str = "FULL",
@@ -92,10 +101,10 @@ class SQLiteStore(SQLStore):
         if synchronous not in _SYNCHRONOUS:
             msg = f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}"
             raise ValueError(msg)
+        self._path = fs_path  # before the SQLStore's part: its watcher of changes needs it
         super().__init__(poll_interval=poll_interval, connect_timeout=connect_timeout)
         self.busy_timeout = seconds("busy_timeout", busy_timeout)
         self.synchronous = synchronous
-        self._path = fs_path
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self._path!r}>"
@@ -104,6 +113,14 @@ class SQLiteStore(SQLStore):
     def path(self) -> str:
         """The database file."""
         return self._path
+
+    def _unreachable(self, error: BaseException) -> bool:
+        """A file another process holds locked past ``busy_timeout``."""
+        text = str(error)
+        return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+    def _watcher(self) -> DataVersion:
+        return DataVersion(self, self._path)
 
     def _open(self) -> Connection:
         raw = sqlite3.connect(
