@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from tests.manager.support import Gates, MakeStore, boom, ok
 
-from anyjob import Context, JobManager, JobNotFoundError, State
+from anyjob import Context, JobManager, JobNotFoundError, State, StoreError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("silent")]
 
@@ -182,6 +183,32 @@ async def test_cleanup_deletes_only_old_finished_jobs(make_store: MakeStore) -> 
         with pytest.raises(ValueError):
             await jobs.cleanup(-1)
         gates.open("r")
+
+
+async def test_retention_outlives_a_store_that_fails_for_a_while() -> None:
+    """A StoreError in the retention loop (the database away) skips a round; the manager lives on."""
+    from tests.conftest import DelegatingStore
+
+    class Flaky(DelegatingStore):
+        failures = 3
+
+        async def delete_finished(self, ended_before):  # type: ignore[no-untyped-def]
+            if self.failures:
+                self.failures -= 1
+                await anyio.lowlevel.checkpoint()
+                raise StoreError("the database is away")
+            return await super().delete_finished(ended_before)
+
+    store = Flaky()
+    async with JobManager(store, retention=0.05) as jobs:
+        ref = await jobs.submit(ok)
+        assert (await jobs.wait(ref.id)) is not None
+        with anyio.fail_after(10):
+            while await jobs.get(ref.id) is not None:  # noqa: ASYNC110 - deleting emits no event
+                await anyio.sleep(0.01)
+        assert store.failures == 0
+        after = await jobs.submit(ok)  # still open and working
+        assert (await jobs.wait(after.id)) is not None
 
 
 async def test_retention_cleans_up_automatically(make_store: MakeStore) -> None:

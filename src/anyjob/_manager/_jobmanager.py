@@ -254,11 +254,13 @@ class JobManager(Queries, OutsideWork):
                     raise
                 raise interrupt from None  # Ctrl-C reaches the script as KeyboardInterrupt
             finally:
-                with anyio.CancelScope(shield=True):
-                    await self._sink.close()
-                    await self._upkeep.close()
-                self._publisher.end_all()
-                self._waiters.wake_all()
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await self._sink.close()  # StoreError: the lease is kept, for others to resolve
+                        await self._upkeep.close()
+                finally:
+                    self._publisher.end_all()  # whatever happened: no stream or waiter is left hanging
+                    self._waiters.wake_all()
         return None
 
     async def _abandon(self, entry: Entry, action: str) -> NoReturn:

@@ -85,8 +85,11 @@ async def retain(sink: Sink, store: Store, retention: float) -> None:
     interval = min(max(retention / 2, 0.01), 1.0)
     while True:
         await anyio.sleep(interval)
-        await sink.settle()
-        await store.delete_finished(time.time() - retention)
+        try:
+            await sink.settle()
+            await store.delete_finished(time.time() - retention)
+        except StoreError:
+            continue  # the database is away: the next round deletes them
 
 
 def check_lease(value: object) -> float:

@@ -52,7 +52,8 @@ logger = structlog.get_logger("anyjob")
 _LEVELS: Final[Mapping[str, int]] = {
     JOB_FAILED: logging.WARNING,
     SHUTDOWN_OVERDUE: logging.WARNING,
-    "anyjob.store_unavailable": logging.WARNING,  # anyjob.stores' event (a layer above)
+    "anyjob.store_unavailable": logging.WARNING,  # anyjob.stores' events (a layer above)
+    "anyjob.store_available": logging.WARNING,  # told as clearly as the outage it ends
     RETRY_SCHEDULED: logging.INFO,
 }
 
@@ -128,7 +129,7 @@ class StructlogHook:
     anyjob configures neither: filter these events in your own configuration, or
     silence them with ``set_hooks([])``.
 
-    Levels: ``job_failed``, ``shutdown_overdue`` and ``store_unavailable`` at warning,
+    Levels: ``job_failed``, ``shutdown_overdue``, ``store_unavailable`` and ``store_available`` at warning,
     ``retry_scheduled`` (an attempt failed and another one will follow) at info, the
     other state changes at debug. The event name is the structlog event (the first word
     of the standard library's message); the job's id and name, and where known the
