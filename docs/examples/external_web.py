@@ -18,6 +18,7 @@ canceled, retried, and lost (the worker process dies; ``stale_after`` ends the j
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import tempfile
@@ -155,7 +156,8 @@ async def poll(port: int, url: str, *, until: set[str] = DONE) -> dict[str, Any]
     shown = ""
     with anyio.fail_after(30):
         while True:
-            _, info = await request(port, "GET", url)
+            _, answer = await request(port, "GET", url)
+            info: dict[str, Any] = answer
             text = info["error"] or info["message"] or ""
             line = f"    {info['state']:<10} {info['progress']:4.0%}  {text}"
             if line != shown:  # print what changed, not every poll
@@ -206,6 +208,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.stdout.reconfigure(line_buffering=True)  # the worker's lines and ours in order, even through a pipe
+    if isinstance(sys.stdout, io.TextIOWrapper):  # the worker's lines and ours in order, even in a pipe
+        sys.stdout.reconfigure(line_buffering=True)
     anyjob.instrumentation.set_hooks([])  # the example prints what it does itself
     anyio.run(main)
