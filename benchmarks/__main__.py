@@ -10,7 +10,10 @@ Sections (default ``all``, what ``make bench`` runs):
   durable stores and (in a subprocess) the rows with structlog configured;
 * ``track``: only the tracked blocks (``jobs.track`` vs ``Job(fn).run()``, default then
   silenced, calls per block), with their target's verdict;
-* ``tuned``: only the structlog-configured rows (run in a process of their own).
+* ``tuned``: only the structlog-configured rows (run in a process of their own);
+* ``peers``: anyjob's SQLiteStore and PostgresStore against saq, pgqueuer and procrastinate on
+  PostgreSQL (issue 10's speed targets; wall time whatever ``--clock`` says; needs the server
+  at ``ANYJOB_TEST_POSTGRES`` and the ``bench`` extra; not part of ``all``).
 
 ``--quick`` runs everything with tiny sizes (the smoke test uses it): the figures then
 mean nothing, only that the code runs.
@@ -96,7 +99,9 @@ def summary(title: str, targets: list[Target]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("section", nargs="?", default="all", choices=["all", "manager", "track", "tuned"])
+    parser.add_argument(
+        "section", nargs="?", default="all", choices=["all", "manager", "track", "tuned", "peers"]
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, nothing more")
     parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"], help="what to time (default: cpu)")
     args = parser.parse_args(argv)
@@ -105,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.section == "tuned":
         bench_tuned.main(sizes["n"], sizes["rounds"])
         return 0
+    if args.section == "peers":
+        from benchmarks import bench_peers  # imported here: it needs the bench extra
+
+        return bench_peers.main(quick=args.quick)
     if structlog.is_configured():  # pragma: no cover - a guard, the harness checks too
         raise RuntimeError("the headline figures need structlog unconfigured in this process")
     _header()

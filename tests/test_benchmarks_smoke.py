@@ -78,3 +78,64 @@ def test_too_few_rounds_are_refused() -> None:
     result = run("-c", code)
     assert result.returncode == 0, result.stderr
     assert "refused:" in result.stdout
+
+
+def _verdicts(out: str, title: str) -> list[str]:
+    summary = out.split(title, 1)[1]
+    return [line.strip() for line in summary.splitlines() if line.strip().startswith(("PASS", "FAIL", "n/a"))]
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_peers_benchmark_runs() -> None:
+    # Every contender, every table, every target's verdict; the peers' versions printed.
+    from importlib import metadata
+
+    result = run("-m", "benchmarks", "peers", "--quick")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for peer, package in (
+        ("saq PostgresQueue", "saq"),
+        ("pgqueuer", "pgqueuer"),
+        ("procrastinate", "procrastinate"),
+    ):
+        assert f"  {peer} {metadata.version(package)}: " in out, peer
+        assert re.search(
+            rf"  {peer} +{re.escape(metadata.version(package))} +\[-       \]  \d+ jobs/s", out
+        ), peer
+    for title in ("Lifecycles, one by one", "Lifecycles, batched", "Submits, one by one", "Submits, batched"):
+        assert title in out
+    assert out.count("anyjob PostgresStore ") >= 4
+    assert re.search(r"anyjob PostgresStore +\S+ +\[default \]  \d+ jobs/s \(\d+-\d+\) +vs ", out)
+    assert "Batch paths" in out
+    assert "Cost per job with jobs already in the store" in out
+    verdicts = _verdicts(out, "Targets of issue 10")
+    assert len(verdicts) == 7, verdicts
+    assert not any(line.startswith("n/a") for line in verdicts), verdicts
+
+
+@pytest.mark.timeout(300)
+def test_peers_benchmark_without_a_server() -> None:
+    # No PostgreSQL at that address: the SQLiteStore rows still run, the rest says why not.
+    code = (
+        "import os, sys; os.environ['ANYJOB_TEST_POSTGRES'] = 'postgresql://postgres@127.0.0.1:1/none'\n"
+        "from benchmarks import __main__ as bench\n"
+        "sys.exit(bench.main(['peers', '--quick']))\n"
+    )
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "PostgreSQL unreachable" in out
+    assert "anyjob SQLiteStore" in out
+    assert "saq" not in out
+    verdicts = _verdicts(out, "Targets of issue 10")
+    assert len(verdicts) == 6, verdicts
+    assert verdicts[0].split("  ", 1)[1].startswith("SQLiteStore lifecycles"), verdicts
+    assert [line.split(":")[0] for line in verdicts[1:5]] == [
+        "n/a   PostgresStore lifecycles, one by one, vs the best peer",
+        "n/a   PostgresStore lifecycles, batched, vs the best peer batched",
+        "n/a   PostgresStore submits, one by one, vs the best peer",
+        "n/a   PostgresStore submits, batched, vs the best peer batched",
+    ], verdicts
+    assert all("no PostgreSQL" in line for line in verdicts[1:5]), verdicts
+    assert verdicts[5].split("  ", 1)[1].startswith("anyjob SQLiteStore cost per job"), verdicts
