@@ -13,7 +13,12 @@ Sections (default ``all``, what ``make bench`` runs):
 * ``tuned``: only the structlog-configured rows (run in a process of their own);
 * ``peers``: anyjob's SQLiteStore and PostgresStore against saq, pgqueuer and procrastinate on
   PostgreSQL (issue 10's speed targets; wall time whatever ``--clock`` says; needs the server
-  at ``ANYJOB_TEST_POSTGRES`` and the ``bench`` extra; not part of ``all``).
+  at ``ANYJOB_TEST_POSTGRES`` and the ``bench`` extra; not part of ``all``);
+* ``notice``: cross-process notice latency (a job ends in process A, ``wait`` returns in B) and
+  an idle manager's CPU, over SQLite and PostgreSQL (issue 10; not part of ``all``);
+* ``web``: the HTTP API against a hand-written Starlette route with 100k finished jobs in an
+  SQLiteStore, under wrk on loopback (issue 11; needs the ``web`` extra and ``/usr/bin/wrk``;
+  not part of ``all``).
 
 ``--quick`` runs everything with tiny sizes (the smoke test uses it): the figures then
 mean nothing, only that the code runs.
@@ -99,9 +104,8 @@ def summary(title: str, targets: list[Target]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "section", nargs="?", default="all", choices=["all", "manager", "track", "tuned", "peers"]
-    )
+    sections = ["all", "manager", "track", "tuned", "peers", "notice", "web"]
+    parser.add_argument("section", nargs="?", default="all", choices=sections)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code runs, nothing more")
     parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"], help="what to time (default: cpu)")
     args = parser.parse_args(argv)
@@ -110,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.section == "tuned":
         bench_tuned.main(sizes["n"], sizes["rounds"])
         return 0
+    if args.section == "notice":
+        from benchmarks import bench_notice  # imported here: only this section starts processes
+
+        return bench_notice.main(quick=args.quick)
+    if args.section == "web":
+        from benchmarks import bench_web  # imported here: it needs the web extra
+
+        targets = bench_web.main(["--quick"] if args.quick else [])
+        return 0 if all(target.passed for target in targets) else 1
     if args.section == "peers":
         from benchmarks import bench_peers  # imported here: it needs the bench extra
 

@@ -139,3 +139,25 @@ def test_peers_benchmark_without_a_server() -> None:
     ], verdicts
     assert all("no PostgreSQL" in line for line in verdicts[1:5]), verdicts
     assert verdicts[5].split("  ", 1)[1].startswith("anyjob SQLiteStore cost per job"), verdicts
+
+
+@pytest.mark.postgres
+def test_notice_benchmark_runs() -> None:
+    result = run("-m", "benchmarks", "notice", "--quick")
+    # 1 when a target is missed: with tiny sizes the figures mean nothing, only that it runs.
+    assert result.returncode in {0, 1}, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    out = result.stdout
+    for engine in ("sqlite", "postgres"):
+        assert re.search(rf"^  {engine} +asyncio .*target < 1 %: (PASS|FAIL)$", out, re.MULTILINE), out
+    assert "p99" in out
+
+
+def test_web_benchmark_runs() -> None:
+    result = run("-m", "benchmarks", "web", "--quick")
+    assert result.returncode in {0, 1}, result.stderr  # 1: a target missed (tiny sizes: meaningless)
+    assert "Traceback" not in result.stderr, result.stderr
+    out = result.stdout
+    verdicts = re.findall(r"-> (PASS|FAIL)  GET /api/jobs", out)
+    assert len(verdicts) == 2, out
+    assert "every subscriber had the final state" in out
