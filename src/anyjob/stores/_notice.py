@@ -145,7 +145,10 @@ class DataVersion:
         if watched is None:
             await anyio.sleep(CHECK_EVERY)
             return False
-        await anyio.wait_readable(watched.fd)
+        try:
+            await anyio.wait_readable(watched.fd)
+        except anyio.ClosedResourceError:
+            return False  # the store was closed meanwhile (it opens again): the loop watches anew
         watched.drain()
         return True
 
@@ -180,9 +183,9 @@ class DataVersion:
             watched.close()
 
     def close(self) -> None:
+        # ``_driving`` stays: a watch holding it goes on with a new watcher, and no second starts.
         self._unwatch()
         self._conn = self._version = None
-        self._driving = None
 
 
 #: inotify(7): the events watched, and inotify_init1's flags (O_NONBLOCK, O_CLOEXEC).
@@ -250,13 +253,14 @@ class Listener:
     on the event loop once its socket is readable (``anyio.wait_readable``).
     """
 
-    __slots__ = ("_conn", "_connect", "_driving", "_store")
+    __slots__ = ("_closes", "_conn", "_connect", "_driving", "_store")
 
     def __init__(self, store: SQLStore, connect: Callable[[], Any]) -> None:
         self._store = store
         self._connect = connect  # a new connection, listening (called in a worker thread)
         self._driving: anyio.Lock | None = None
         self._conn: Any = None
+        self._closes = 0  # how many times close() was called: a connect begun before is dropped
 
     async def watch(self) -> None:
         if self._driving is None:
@@ -281,18 +285,21 @@ class Listener:
 
     async def _open(self) -> None:
         try:
-            await anyio.to_thread.run_sync(self._connect_now)
+            # Abandoned when cancelled (a poked feed, a closing manager): a connect to an
+            # unreachable server must not hold them for its whole timeout.
+            await anyio.to_thread.run_sync(self._connect_now, self._closes, abandon_on_cancel=True)
         except StoreError:
             raise
         except Exception as exc:  # the driver's: tried again with backoff
             msg = f"{self._store!r} could not listen for changes: {exc}"
             raise StoreError(msg) from exc
 
-    def _connect_now(self) -> None:
+    def _connect_now(self, closes: int) -> None:
         # Kept by the thread itself: if the task waiting for it was cancelled meanwhile,
-        # the connection is still closed by close(), never left to the garbage collector.
+        # the connection is still closed by close(), never left to the garbage collector;
+        # one that arrives after a close() (or beside another) is closed here.
         conn = self._connect()
-        if self._conn is not None:  # pragma: no cover - one watch at a time opens it
+        if self._conn is not None or closes != self._closes:
             conn.close()
             return
         self._conn = conn
@@ -325,5 +332,5 @@ class Listener:
         if conn is not None:
             with contextlib.suppress(Exception):  # outside an event loop: nobody waits on it
                 anyio.notify_closing(conn.fileno())
+        self._closes += 1
         self._drop()
-        self._driving = None
