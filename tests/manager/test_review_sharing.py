@@ -57,7 +57,7 @@ async def test_defect_wait_on_the_first_owner_hangs_when_the_job_it_lost_ends_el
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait_in_a)
-            await until(lambda: a._statistics().waiters == 1)
+            await until(lambda: a._statistics().parked == 1)  # past its first read of the job
             await take_over(a, b, ref.id)
             work.release.set()
             ended = await b.wait(ref.id)
@@ -164,7 +164,7 @@ async def test_defect_wait_without_timeout_returns_a_running_job_taken_over_else
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(wait_in_a)
-            await until(lambda: a._statistics().waiters == 1)
+            await until(lambda: a._statistics().parked == 1)  # past its first read of the job
             await take_over(a, b, ref.id)
             await work.entered["b"].wait()
             await b.get(ref.id)  # B's RUNNING write is in the store

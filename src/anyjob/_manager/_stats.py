@@ -34,6 +34,7 @@ class ManagerStatistics:
         idle_workers: Workers waiting for work.
         worker_starts: Worker tasks started since the manager was built.
         waiters: Job ids some ``wait`` call waits on.
+        parked: Of those, the ids some call is parked on: it read the job and waits for its end.
         streams: Open ``events()`` subscriptions.
         specs: Function specs remembered for submissions by function.
         local_specs: Specs of unregistered functions remembered for ``retry``.
@@ -49,6 +50,7 @@ class ManagerStatistics:
     idle_workers: int
     worker_starts: int
     waiters: int
+    parked: int
     streams: int
     specs: int
     local_specs: int
@@ -77,6 +79,7 @@ def snapshot(
         idle_workers=pool.idle,
         worker_starts=pool.starts,
         waiters=len(waiters),
+        parked=waiters.parked,
         streams=len(publisher.streams),
         specs=specs,
         local_specs=local_specs,

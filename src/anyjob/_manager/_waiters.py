@@ -50,6 +50,11 @@ class Waiter:
             for listener in listeners:
                 listener(job_id)
 
+    @property
+    def parked(self) -> bool:
+        """Whether a call waits in :meth:`wait` (or did)."""
+        return self._event is not None
+
     async def wait(self) -> None:
         """Until :meth:`set` (at once if it was called already)."""
         if self.woken:
@@ -74,6 +79,11 @@ class Waiters:
 
     def __len__(self) -> int:
         return len(self.by_id)
+
+    @property
+    def parked(self) -> int:
+        """How many of the waited-for ids a call is parked on (past its read, waiting for the end)."""
+        return sum(1 for waiter in self.by_id.values() if waiter.parked)
 
     def __bool__(self) -> bool:
         return bool(self.by_id)
