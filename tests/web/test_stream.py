@@ -249,3 +249,53 @@ def test_coalescing_keeps_state_changes_and_the_latest_progress_of_each_state():
         (6, "a", State.SUCCEEDED, 1.0),
         (7, "b", State.RUNNING, 0.3),
     ]
+
+
+async def test_an_id_of_another_server_gets_a_snapshot_not_a_replay():
+    """Two apps stand for two worker processes: one's Last-Event-ID is never a cursor in the other."""
+    async with manager() as jobs:
+        one, other = create_app(jobs), create_app(jobs)
+        async with open_stream(one) as stream, open_stream(other) as keeper:
+            await stream.frame()
+            await keeper.frame()
+            ref = await jobs.submit("steps", 2)
+            last = (await stream.event_until(done_event(ref.id)))[-1].id
+            await keeper.event_until(done_event(ref.id))  # the other's numbers went on as well
+        async with open_stream(other, headers={"Last-Event-ID": str(last)}) as resumed:
+            assert (await resumed.frame()).event == "snapshot"
+        async with open_stream(one, headers={"Last-Event-ID": str(last)}) as resumed:
+            await jobs.submit("echo")
+            assert (await resumed.frame()).event == "message"  # its own server resumes it
+
+
+async def test_events_buffered_while_nobody_listened_are_never_sent_after_a_snapshot():
+    async with manager() as jobs:
+        app = create_app(jobs)
+        async with open_stream(app) as stream:
+            await stream.frame()  # the hub subscribed
+        ended = [await jobs.submit("steps", 3) for _ in range(20)]  # while nobody listens
+        for ref in ended:
+            await jobs.wait(ref.id)
+        await jobs.delete(ended[0].id)
+        async with open_stream(app) as fresh:
+            assert (await fresh.frame()).event == "snapshot"
+            new = await jobs.submit("echo")
+            frame = await fresh.frame()
+            assert frame.event == "message"
+            assert frame.data["job_id"] == new.id  # not a stale event of a job that ended before
+
+
+async def test_two_hubs_numbering_alike_never_take_each_others_ids():
+    """Workers started in the same microsecond number their events alike: the token tells them apart."""
+    from anyjob.web._stream import _Hub
+
+    async with manager() as jobs:
+        one, other = _Hub(jobs.events(), 10), _Hub(jobs.events(), 10)
+        other.last = one.last
+        if other.token == one.token:  # one chance in 65,536
+            other.token ^= 1
+        wire = one.wire_id(one.last)
+        assert one.number_of(str(wire)) == one.last
+        assert other.number_of(str(wire)) == -1
+        assert one.wire_id(one.last + 1) > wire  # ids still grow
+        assert one.number_of("garbage") == one.number_of(None) == -1

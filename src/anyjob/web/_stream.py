@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -48,6 +49,9 @@ _HEADERS: Final = [
 _KEEPALIVE: Final = b": keep-alive\n\n"
 #: The most jobs whose owner label the hub remembers (it forgets them all past this).
 _MAX_OWNERS: Final = 100_000
+#: The low bits of an event id on the wire: the hub's random token (see ``_Hub.wire_id``).
+_TOKEN_BITS: Final = 16
+_TOKEN_MASK: Final = (1 << _TOKEN_BITS) - 1
 #: The most jobs a snapshot lists.
 _SNAPSHOT_LIMIT: Final = 1000
 #: The most events the hub takes from its subscription at once.
@@ -86,9 +90,12 @@ class StreamSettings:
 class _Hub:
     """One subscription shared by every connection, and the ring of the latest events.
 
-    Invariant: the ring holds the events with ids ``last - len(ring) + 1 .. last``, in
-    order; ids start past the creation time in microseconds, so a restarted server's ids
-    are past the previous one's and an old ``Last-Event-ID`` gets a snapshot, not a replay.
+    Invariant: the ring holds the events numbered ``last - len(ring) + 1 .. last``, in
+    order; numbers start past the creation time in microseconds, so a restarted server's
+    are past the previous one's. An event's id on the wire is its number and the hub's
+    random token (:meth:`wire_id`): an id of another server (another worker process of
+    the same application, or the one before a restart) is never taken for one of this
+    hub's, and gets a snapshot, not a replay from the wrong place.
     """
 
     __slots__ = (
@@ -100,17 +107,38 @@ class _Hub:
         "ended",
         "last",
         "owners",
+        "token",
     )
 
     def __init__(self, stream: EventStream, replay: int) -> None:
         self._stream = stream
         self._ring: deque[Entry] = deque(maxlen=replay)
-        self.last = time.time_ns() // 1000  # the id before the first event
+        self.last = time.time_ns() // 1000  # the number before the first event
+        self.token = int.from_bytes(os.urandom(2), "big")
         self._pulling = False
         self._changed = anyio.Event()
         self.ended = False
         self.owners: dict[str, str | None] = {}
         self.connections = 0
+
+    def wire_id(self, number: int) -> int:
+        """The id an event numbered *number* has on the wire: still growing, and this hub's."""
+        return (number << _TOKEN_BITS) | self.token
+
+    def number_of(self, last_event_id: str | None) -> int:
+        """The event number a client's ``Last-Event-ID`` names here (-1: none of this hub's)."""
+        if not last_event_id or not last_event_id.strip().isdigit():
+            return -1
+        wire = int(last_event_id)
+        if wire & _TOKEN_MASK != self.token:
+            return -1
+        return wire >> _TOKEN_BITS
+
+    async def catch_up(self) -> None:
+        """Move every event already buffered into the ring (before a snapshot, so none is older)."""
+        stream = self._stream
+        while stream.pending and not self.ended:
+            await self.wait_past(self.last)
 
     def since(self, cursor: int) -> list[Entry] | None:
         """The events after *cursor* (at most a batch), or None when they left the ring."""
@@ -138,7 +166,7 @@ class _Hub:
                     event = await stream.__anext__()
                     self.last += 1
                     seq = self.last  # encoded once here, not once per connection
-                    self._ring.append((seq, event, _frame(seq, None, event.to_dict())))
+                    self._ring.append((seq, event, _frame(self.wire_id(seq), None, event.to_dict())))
                     pulled += 1
             except StopAsyncIteration:
                 self.ended = True
@@ -163,8 +191,8 @@ def _coalesced(batch: list[Entry]) -> list[Entry]:
     return kept
 
 
-def _frame(seq: int, event: str | None, data: Any) -> bytes:
-    head = f"id: {seq}\n" if event is None else f"id: {seq}\nevent: {event}\n"
+def _frame(wire_id: int, event: str | None, data: Any) -> bytes:
+    head = f"id: {wire_id}\n" if event is None else f"id: {wire_id}\nevent: {event}\n"
     return (head + "data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
 
 
@@ -308,10 +336,11 @@ class _Connection:
 
     async def _follow(self, last_event_id: str | None) -> None:
         hub = self._hub
-        cursor = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else -1
+        cursor = hub.number_of(last_event_id)
         start = f"retry: {_RETRY_MS}\n\n".encode()
         batch = hub.since(cursor) if cursor >= 0 else None
         if batch is None:
+            await hub.catch_up()  # what was buffered while nobody listened is older than the snapshot
             cursor = hub.last
             await self._write(start + await self._snapshot(cursor))
         else:
@@ -333,6 +362,7 @@ class _Connection:
             await hub.wait_past(cursor)
             batch = hub.since(cursor)
             if batch is None:  # this client fell behind the whole ring
+                await hub.catch_up()
                 cursor = hub.last
                 await self._write(await self._snapshot(cursor))
 
@@ -362,7 +392,7 @@ class _Connection:
         else:
             labels = self._endpoint._scoped(None, self._principal)
             infos = await jobs.list(state=_ACTIVE, labels=labels, limit=_SNAPSHOT_LIMIT)
-        return _frame(cursor, "snapshot", {"jobs": [info.to_dict() for info in infos]})
+        return _frame(self._hub.wire_id(cursor), "snapshot", {"jobs": [info.to_dict() for info in infos]})
 
     async def _visible_info(self, info: Any) -> bool:
         label = self._endpoint._owner_label
