@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,12 @@ def test_serve_answers_the_http_api_until_ctrl_c(capsys, tmp_path: Path, process
     status, html = get(address)
     assert status == 200
     assert "<html" in html.lower()
+    # A page on another name (a rebound DNS name resolving to 127.0.0.1) is not answered.
+    rebound = urllib.request.Request(address + "api/jobs", headers={"host": "evil.example"})  # noqa: S310
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(rebound, timeout=30)  # noqa: S310 - our own loopback server
+    assert refused.value.code == 400
+    refused.value.close()
     _, err = interrupt(server)
     assert server.returncode == 130, err
     assert "Interrupted: stopping the server" in err

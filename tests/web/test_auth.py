@@ -31,6 +31,7 @@ EVERY_ROUTE = [
     ("GET", "/api/stats"),
     ("GET", "/api/events"),
     ("POST", "/api/external"),
+    ("GET", "/openapi.json"),  # it lists the registered names
 ]
 
 
@@ -40,7 +41,7 @@ def test_without_a_principal_every_route_is_401(backend, headers):
         for method, path in EVERY_ROUTE:
             response = client.request(method, path, headers=headers, json={"name": "echo"})
             assert "authentication required" in error_of(response, 401, "unauthorized"), (method, path)
-        assert client.get("/openapi.json").status_code == 200  # the document is public
+        assert client.get("/openapi.json", headers=ALICE).status_code == 200  # for a principal only
 
 
 def test_jobs_made_through_the_api_belong_to_their_principal(backend):
@@ -138,3 +139,31 @@ def test_an_auth_that_returns_something_else_is_a_server_error(backend):
         pytest.raises(TypeError, match="auth must return a str"),
     ):
         client.get("/api/jobs")
+
+
+CROSS_SITE = [
+    {"sec-fetch-site": "cross-site", "origin": "https://evil.example"},
+    {"origin": "https://evil.example"},  # an older browser: no Sec-Fetch-Site, a foreign Origin
+]
+
+
+@pytest.mark.parametrize("foreign", CROSS_SITE)
+def test_changes_asked_by_another_sites_page_are_refused(backend, foreign):
+    """CSRF: a page elsewhere posting through the caller's browser (cookies sent along) gets a 403."""
+    with served(backend) as (client, _):
+        for method, path in [
+            ("POST", "/api/jobs"),
+            ("POST", "/api/jobs/x/cancel"),
+            ("DELETE", "/api/jobs/x"),
+        ]:
+            answer = client.request(
+                method, path, content=b'{"name": "echo"}', headers={**foreign, "content-type": "text/plain"}
+            )
+            error_of(answer, 403, "forbidden")
+        assert client.get("/api/jobs", headers=foreign).status_code == 200  # reading is not a change
+        same_site = {"sec-fetch-site": "same-origin", "origin": "http://testserver"}
+        answer = client.post("/api/jobs", json={"name": "echo"}, headers=same_site)  # the dashboard
+        assert answer.status_code == 201, answer.text
+        answer = client.post("/api/jobs", json={"name": "echo"}, headers={"origin": "http://testserver"})
+        assert answer.status_code == 201, answer.text
+        assert client.post("/api/jobs", json={"name": "echo"}).status_code == 201  # a program: no headers

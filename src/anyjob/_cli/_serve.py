@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import socket
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Final
 
 from anyjob._cli._common import (
     EXIT_INTERRUPTED,
@@ -52,7 +53,7 @@ class Server:
                 yield  # Ctrl-C is the command line's: it stops the server through stop()
 
         config = uvicorn.Config(
-            web.create_app(jobs),
+            _only_for(host, web.create_app(jobs)),
             log_level="warning",
             timeout_graceful_shutdown=2,  # the event streams end when the manager closes, after this
             lifespan="off",
@@ -74,6 +75,24 @@ class Server:
     def stop(self) -> None:
         """Stop serving (open connections get a short grace period)."""
         self._server.should_exit = True
+
+
+#: The names a server on a loopback address answers to (any other Host header: a page on a
+#: rebound DNS name reaching this machine through the browser, refused with a 400).
+_LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _only_for(host: str, app: Any) -> Any:
+    """*app*, answering only requests for a loopback address when it listens on one (DNS rebinding)."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        return app  # listening for other machines: the names they use are not known here
+    from starlette.middleware.trustedhost import TrustedHostMiddleware  # noqa: PLC0415 - the web extra
+
+    return TrustedHostMiddleware(app, allowed_hosts=[*_LOOPBACK_NAMES, host])
 
 
 def _listen(host: str, port: int) -> socket.socket:

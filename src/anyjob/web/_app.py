@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeAlias, final
+from urllib.parse import urlsplit
 
 import attrs
 from starlette.applications import Starlette
@@ -59,11 +60,40 @@ def _not_found(job_id: str) -> ApiError:
     return ApiError("not_found", f"no job with id {job_id!r}")
 
 
+_UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _refuse_cross_site(request: Request) -> None:
+    """403 for a change asked by another site's page in the caller's browser (CSRF).
+
+    A browser says where a request comes from: ``Sec-Fetch-Site`` (every current browser)
+    or, failing that, ``Origin``. Programs (a worker reporting in, ``curl``) send neither
+    and are not concerned; a page of the app's own origin (the dashboard) passes.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        if site == "cross-site":
+            msg = f"{request.method} from another site's page is refused (Sec-Fetch-Site: cross-site)"
+            raise ApiError("forbidden", msg)
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        host = request.headers.get("host", "")
+        if urlsplit(origin).netloc.lower() != host.lower():
+            msg = f"{request.method} from the origin {origin!r} is refused: not this site"
+            raise ApiError("forbidden", msg)
+
+
 def _answer_errors(handler: Handler) -> Handler:
-    """*handler* with every expected failure answered as a JSON error body (one table)."""
+    """*handler* with every expected failure answered as a JSON error body (one table).
+
+    Changes (POST, DELETE) asked by another site's page are refused first (403).
+    """
 
     async def answer(request: Request) -> Response:
         try:
+            if request.method in _UNSAFE:
+                _refuse_cross_site(request)
             return await handler(request)
         except ApiError as error:
             return error_response(error)
@@ -285,6 +315,7 @@ class _Api:
 
     async def openapi(self, request: Request) -> Response:
         """``GET /openapi.json``: the OpenAPI 3.1 document of these routes."""
+        await self.principal(request)  # 401 without one: it lists the registered names
         root = request.scope.get("root_path", "")
         names = self.jobs.registered  # the functions POST /api/jobs accepts, as registered now
         return _json(openapi_document(root, dashboard=self.dashboard, names=names))

@@ -18,6 +18,7 @@ __all__ = ["ERROR_TYPES", "ApiError", "error_response"]
 #: The status of each error type the API answers with.
 ERROR_TYPES: Final[Mapping[str, int]] = {
     "unauthorized": 401,
+    "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,

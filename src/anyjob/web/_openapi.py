@@ -185,6 +185,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
 
 _ERRORS: Final = {
     401: "No principal: the app's auth returned None.",
+    403: "A change asked by another site's page (Sec-Fetch-Site: cross-site, or a foreign Origin).",
     404: "No such job, or one the caller may not see.",
     409: "The job's state does not allow it.",
     422: "Invalid input (the message says which).",
@@ -291,7 +292,7 @@ def _paths(names: list[str]) -> dict[str, Any]:
             ),
             "post": _operation(
                 "Submit a registered function by name",
-                _answers(_json_ok(201, "JobRef", "The job was accepted.", _JOB_LINKS), 409, 422),
+                _answers(_json_ok(201, "JobRef", "The job was accepted.", _JOB_LINKS), 409, 422, 403),
                 operation_id="submit_job",
                 requestBody={
                     "required": True,
@@ -304,19 +305,19 @@ def _paths(names: list[str]) -> dict[str, Any]:
             "get": _operation("One job", _answers(info_ok, 404), operation_id="get_job"),
             "delete": _operation(
                 "Delete a finished job",
-                _answers({"204": {"description": "Deleted."}}, 404, 409),
+                _answers({"204": {"description": "Deleted."}}, 404, 409, 403),
                 operation_id="delete_job",
             ),
         },
         "/api/jobs/{id}/cancel": {
             "parameters": [_ID],
-            "post": _operation("Cancel a job", _answers(info_ok, 404, 409), operation_id="cancel_job"),
+            "post": _operation("Cancel a job", _answers(info_ok, 404, 409, 403), operation_id="cancel_job"),
         },
         "/api/jobs/{id}/retry": {
             "parameters": [_ID],
             "post": _operation(
                 "Retry a failed or canceled job",
-                _answers(_json_ok(200, "JobRef", "Queued again."), 404, 409),
+                _answers(_json_ok(200, "JobRef", "Queued again."), 404, 409, 403),
                 operation_id="retry_job",
             ),
         },
@@ -324,7 +325,7 @@ def _paths(names: list[str]) -> dict[str, Any]:
             "parameters": [_ID],
             "post": _operation(
                 "Report progress and/or a message of an external job",
-                _answers(info_ok, 404, 409, 422),
+                _answers(info_ok, 404, 409, 422, 403),
                 operation_id="update_job",
                 requestBody=_body("UpdateRequest", required=False),
             ),
@@ -333,7 +334,7 @@ def _paths(names: list[str]) -> dict[str, Any]:
             "parameters": [_ID],
             "post": _operation(
                 "End an external job SUCCEEDED",
-                _answers(info_ok, 404, 409, 422),
+                _answers(info_ok, 404, 409, 422, 403),
                 operation_id="complete_job",
                 requestBody=_body("CompleteRequest", required=False),
             ),
@@ -342,7 +343,7 @@ def _paths(names: list[str]) -> dict[str, Any]:
             "parameters": [_ID],
             "post": _operation(
                 "End an external job FAILED",
-                _answers(info_ok, 404, 409, 422),
+                _answers(info_ok, 404, 409, 422, 403),
                 operation_id="fail_job",
                 requestBody=_body("FailRequest"),
             ),
@@ -388,7 +389,7 @@ def _paths(names: list[str]) -> dict[str, Any]:
         "/api/external": {
             "post": _operation(
                 "Create an external job",
-                _answers(_json_ok(201, "JobRef", "The job was recorded.", _EXTERNAL_LINKS), 409, 422),
+                _answers(_json_ok(201, "JobRef", "The job was recorded.", _EXTERNAL_LINKS), 409, 422, 403),
                 operation_id="create_external_job",
                 requestBody=_body("ExternalRequest"),
             ),
