@@ -29,7 +29,7 @@ from anyjob._exceptions import (
 )
 from anyjob._limits import MAX_OFFSET, MAX_PAGE_LIMIT, check_id
 from anyjob._manager import JobManager
-from anyjob._records import JobInfo, JobStatistics
+from anyjob._records import JobInfo, JobRef, JobStatistics
 from anyjob._state import State
 from anyjob.web._dashboard import dashboard_routes
 from anyjob.web._errors import ApiError, error_response
@@ -54,6 +54,11 @@ _NOTHING: Final = object()  # a scoped filter no job can match
 def _json(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def _created(request: Request, ref: JobRef) -> Response:
+    """201 with the new job's ref, and where to read it (``Location``, under the mount)."""
+    return _json(ref.to_dict(), 201, {"Location": f"{request.scope.get('root_path', '')}/api/jobs/{ref.id}"})
 
 
 def _not_found(job_id: str) -> ApiError:
@@ -221,9 +226,7 @@ class _Api:
         ref = await _checked(
             self.jobs.submit(name, body.any("params"), labels=labels, priority=priority, delay=delay)
         )
-        return _json(
-            ref.to_dict(), 201, {"Location": f"{request.scope.get('root_path', '')}/api/jobs/{ref.id}"}
-        )
+        return _created(request, ref)
 
     async def get_job(self, request: Request) -> Response:
         """``GET /api/jobs/{id}``: one job."""
@@ -286,9 +289,7 @@ class _Api:
             stale_after=body.number("stale_after"),
         )
         ref = await _checked(call)
-        return _json(
-            ref.to_dict(), 201, {"Location": f"{request.scope.get('root_path', '')}/api/jobs/{ref.id}"}
-        )
+        return _created(request, ref)
 
     async def update(self, request: Request) -> Response:
         """``POST /api/jobs/{id}/update``: progress and/or a message of an external job."""
