@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from web_support import TestClient, error_of, register_all, served, wait_state
+from tests.web.web_support import TestClient, error_of, register_all, served, wait_state
 
 from anyjob import JobManager, State
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from web_support import error_of, served, wait_state
+from tests.web.web_support import error_of, served, wait_state
 
 from anyjob import State
 

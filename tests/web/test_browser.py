@@ -14,7 +14,7 @@ import shutil
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from server_support import ROOT, Server, server
+from tests.web.server_support import ROOT, Server, server
 
 pytestmark = pytest.mark.timeout(120)
 

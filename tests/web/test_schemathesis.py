@@ -11,7 +11,7 @@ from __future__ import annotations
 import hypothesis
 import pytest
 import schemathesis
-from server_support import Server
+from tests.web.server_support import Server
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -6,7 +6,7 @@ import time
 
 import anyio
 import httpx
-from server_support import SSE, server
+from tests.web.server_support import SSE, server
 
 from anyjob import JobManager
 from anyjob.stores import SQLiteStore

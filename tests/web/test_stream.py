@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import anyio.lowlevel
 import pytest
-from sse_support import open_stream
-from web_support import TIMEOUT, register_all
+from tests.web.sse_support import open_stream
+from tests.web.web_support import TIMEOUT, register_all
 
 from anyjob import Context, JobManager, State
 from anyjob.web import create_app
