@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self, final
@@ -26,7 +26,7 @@ from anyjob._manager._control import Control
 from anyjob._manager._entry import Entry
 from anyjob._manager._external import Reports
 from anyjob._manager._follower import Follower
-from anyjob._manager._intake import id_in_use, new_record
+from anyjob._manager._intake import batch_spec, id_in_use, new_record, new_records, queue
 from anyjob._manager._lifecycle import (
     Phase,
     check_concurrency,
@@ -371,6 +371,54 @@ class JobManager(Queries, OutsideWork):
         else:
             self._pool.push(entry)
         return JobRef(record.id, record.name, datetime.fromtimestamp(record.scheduled, UTC))
+
+    async def submit_many(
+        self,
+        fn: JobFunction | str,
+        params: Iterable[Any],
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        retry: Retry | int | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> list[JobRef]:
+        """Accept one job per item of *params*, stored together; their refs, in order.
+
+        As ``submit(fn, item, ...)`` for each item, with the same keyword arguments and
+        new ids, queued in the order given; over a durable store all are written in one
+        transaction, and it returns once that is committed. At most 10,000 jobs a call.
+
+        Raises:
+            ManagerClosedError: The manager is not open.
+            TypeError, ValueError: An invalid argument, or item (named by its index),
+                or too many items; nothing is stored.
+        """
+        if self._phase is not Phase.OPEN:
+            self._refuse("submit")
+        spec = batch_spec(self._registry, fn, retry, timeout)
+        records, wait = new_records(
+            self._registry,
+            spec,
+            params,
+            origin=self._origin,
+            name=name,
+            labels=labels,
+            priority=priority,
+            delay=delay,
+            at=at,
+        )
+        await self._sink.insert_many(records)  # a checkpoint first: cancelled, nothing is stored
+        entries = [Entry(self._recorder, record, spec) for record in records]
+        for entry in entries:
+            self._recorder.add(entry)
+        if self._phase is Phase.CLOSED and entries:
+            for entry in entries[:-1]:
+                self._recorder.cancel_waiting(entry)
+            await self._abandon(entries[-1], "submit")
+        return queue(entries, wait, self._pool.push, self._delayed.push)
 
     # -- events ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol, final
 
 import anyio
@@ -70,6 +70,10 @@ class Sink(Protocol):
 
     async def insert(self, record: JobRecord) -> None:
         """Store a new record (a checkpoint first: cancelled, nothing is stored)."""
+        ...
+
+    async def insert_many(self, records: Sequence[JobRecord]) -> None:
+        """Store new records, all or none (a checkpoint first, even for none)."""
         ...
 
     def started(self, entry: Entry) -> None:
@@ -153,6 +157,10 @@ class MemorySink:
         await self.checkpoint()
         self._store.insert_now(record)  # the store and the entry share this record
 
+    async def insert_many(self, records: Sequence[JobRecord]) -> None:
+        await self.checkpoint()
+        self._store.insert_many_now(records)  # shared, as insert's
+
     def started(self, entry: Entry) -> None:
         # Put off: a job that ends before it yields moves once, CREATED -> its end.
         record = entry.record
@@ -227,6 +235,7 @@ class BatchSink:
     __slots__ = (
         "_creating",
         "_dirty",
+        "_insert_many",
         "_lock",
         "_origin",
         "_refused",
@@ -250,6 +259,10 @@ class BatchSink:
         self._wakeup = Signal()
         self._lock: anyio.Lock | None = None
         self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
+        #: The store's ``insert_many`` (one transaction), or None: then one insert per record.
+        self._insert_many: Callable[[list[JobRecord]], Awaitable[None]] | None = getattr(
+            store, "insert_many", None
+        )
 
     def __len__(self) -> int:
         return len(self._dirty)
@@ -258,28 +271,51 @@ class BatchSink:
         return job_id in self._creating
 
     async def insert(self, record: JobRecord) -> None:
-        job_id = record.id
-        self._creating.add(job_id)
+        await self.insert_many((record,))
+
+    async def insert_many(self, records: Sequence[JobRecord]) -> None:
+        """One store call for several records (a store without ``insert_many``: one each).
+
+        Cancelled, what may have been written is withdrawn; one by one, those stored
+        before an insert that failed are withdrawn too (recorded CANCELED).
+        """
+        if not records:
+            await self.checkpoint()
+            return
+        ids = [record.id for record in records]
+        self._creating.update(ids)
+        copies = [attrs.evolve(record) for record in records]  # the store keeps its own copies
+        many = self._insert_many if len(copies) > 1 else None
+        written = 0
         try:
-            await self._store.insert(attrs.evolve(record))  # the store keeps its own copy
+            if many is not None:
+                await many(copies)
+            else:
+                for copy in copies:
+                    await self._store.insert(copy)
+                    written += 1
         except anyio.get_cancelled_exc_class():
-            await self._withdraw(job_id)
+            await self._withdraw(ids if many is not None else ids[: written + 1])
+            raise
+        except BaseException:
+            if written:
+                await self._withdraw(ids[:written])
             raise
         finally:
-            self._creating.discard(job_id)
+            self._creating.difference_update(ids)
 
-    async def _withdraw(self, job_id: str) -> None:
-        """The caller was cancelled while the store wrote *job_id* CREATED (insert, requeue).
+    async def _withdraw(self, job_ids: Sequence[str]) -> None:
+        """The caller was cancelled while the store wrote *job_ids* CREATED (insert, requeue).
 
-        Whether the write happened is unknown: if it did, the job is recorded CANCELED
+        Whether the write happened is unknown: if it did, each job is recorded CANCELED
         (nobody would run it); shielded, and only while it is still this manager's and
         waiting, so no other manager's record is touched. No other write of this manager
-        made *job_id* CREATED meanwhile (:meth:`busy` refused it), so none of its own either.
+        made one of them CREATED meanwhile (:meth:`busy` refused it), so none of its own either.
         """
         fields = {"state": State.CANCELED, "ended": now_timestamp(), "cancel_requested": True}
-        update = RecordUpdate(job_id, fields, _CLAIMABLE, owner=self._origin)
+        updates = [RecordUpdate(job_id, fields, _CLAIMABLE, owner=self._origin) for job_id in job_ids]
         with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
-            await self._store.apply([update], origin=self._origin)
+            await self._store.apply(updates, origin=self._origin)
 
     def started(self, entry: Entry) -> None:
         self.changed(entry)
@@ -357,7 +393,7 @@ class BatchSink:
         try:
             applied = await self._store.apply([RecordUpdate(job_id, fields, expect)], origin=self._origin)
         except anyio.get_cancelled_exc_class():
-            await self._withdraw(job_id)
+            await self._withdraw([job_id])
             raise
         finally:
             self._creating.discard(job_id)

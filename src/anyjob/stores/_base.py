@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Container, Mapping, Sequence
 from typing import Any, Final, Protocol, final, runtime_checkable
 
 import attrs
 
-from anyjob._exceptions import JobLostError
+from anyjob._exceptions import JobError, JobLostError
 from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics
 from anyjob._state import State
 
-__all__ = ["JobQuery", "RecordUpdate", "Store", "StoreChange", "StoreFeed"]
+__all__ = ["InsertMany", "JobQuery", "RecordUpdate", "Store", "StoreChange", "StoreFeed"]
 
 #: The POSIX times a ``datetime`` can hold (UTC, years 1 to 9999): stored times
 #: outside them are clamped to them when a record is read.
@@ -93,6 +93,21 @@ def check_claim(limit: int, grace: float) -> None:
     if not grace >= 0:
         msg = f"grace must be zero or more seconds, got {grace!r}"
         raise ValueError(msg)
+
+
+def check_new_ids(records: Sequence[JobRecord], stored: Container[str] = ()) -> None:
+    """Refuse a batch for :meth:`InsertMany.insert_many` with an id twice or already *stored*.
+
+    Raises:
+        JobError: The first such id (in ``job_id``).
+    """
+    seen: set[str] = set()
+    for record in records:
+        job_id = record.id
+        if job_id in seen or job_id in stored:
+            msg = f"a job with id {job_id!r} already exists"
+            raise JobError(msg, job_id=job_id)
+        seen.add(job_id)
 
 
 def claim_order(record: JobRecord) -> tuple[int, float, str]:
@@ -233,7 +248,8 @@ class Store(Protocol):
     :meth:`subscribe`. A store knows nothing about running code.
 
     Implementations: :class:`~anyjob.stores.MemoryStore`; durable stores
-    (SQLite, PostgreSQL) implement the same methods.
+    (SQLite, PostgreSQL) implement the same methods, and :class:`InsertMany` too
+    (optional: a manager inserts one record at a time into a store without it).
     """
 
     async def open(self) -> None:
@@ -464,5 +480,27 @@ class Store(Protocol):
 
         Synchronous and without I/O (it may be called on the event loop): a durable
         store reads what it needs in :meth:`open` or in the feed's iterator.
+        """
+        ...
+
+
+@runtime_checkable
+class InsertMany(Protocol):
+    """A :class:`Store` that adds many records in one write (``JobManager.submit_many`` uses it).
+
+    Optional: not a member of :class:`Store`, so a store without it is still one.
+    """
+
+    async def insert_many(self, records: Sequence[JobRecord], *, origin: str | None = None) -> None:
+        """Add new records in one transaction: all of them or, on an error, none.
+
+        As :meth:`Store.insert` for each, in order: the store takes ownership of them,
+        and each change goes to the feeds of every origin but *origin* (by default the
+        record's ``owner``). An empty *records* writes nothing.
+
+        Raises:
+            anyjob.JobError: A record with one of those ids exists, or two share one
+                (:func:`check_new_ids`); nothing is added.
+            anyjob.StoreError: The store failed (the cause chained); nothing is added.
         """
         ...

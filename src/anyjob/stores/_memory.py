@@ -19,6 +19,7 @@ from anyjob.stores._base import (
     RecordUpdate,
     check_claim,
     check_lease,
+    check_new_ids,
     lost_error,
 )
 from anyjob.stores._index import Index, Tally
@@ -122,6 +123,16 @@ class MemoryStore:
             if len(feeds) > 1 or feeds[0].origin != origin:
                 self._publish(record, origin)
 
+    def insert_many_now(self, records: Sequence[JobRecord], origin: str | None = None) -> None:
+        """:meth:`insert_many` without the ``await``: all of *records*, or none.
+
+        Raises:
+            JobError: A record with one of those ids exists, or two of them share one.
+        """
+        check_new_ids(records, self._records)
+        for record in records:
+            self.insert_now(record, origin)
+
     def notify(self, record: JobRecord, origin: str) -> None:
         """Tell the feeds of origins other than *origin* that *record* changed (fast path).
 
@@ -163,6 +174,14 @@ class MemoryStore:
             JobError: A record with that id exists.
         """
         self.insert_now(record, origin)
+
+    async def insert_many(self, records: Sequence[JobRecord], *, origin: str | None = None) -> None:
+        """Add new records, all or none (see :meth:`Store.insert <anyjob.stores.Store.insert>`).
+
+        Raises:
+            JobError: A record with one of those ids exists, or two of them share one.
+        """
+        self.insert_many_now(records, origin)
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order; for each, whether it applied.

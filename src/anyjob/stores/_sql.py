@@ -19,7 +19,7 @@ from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics, now_timestamp
 from anyjob._state import State
 from anyjob.stores import _changes, _sql_leases
-from anyjob.stores._base import JobQuery, RecordUpdate, check_claim, check_lease
+from anyjob.stores._base import JobQuery, RecordUpdate, check_claim, check_lease, check_new_ids
 from anyjob.stores._changes import Feed, info_of, warn_undecodable
 from anyjob.stores._connection import Connection, head, seconds, transaction
 from anyjob.stores._notice import Notices
@@ -34,6 +34,12 @@ _OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
 _TRIM_EVERY: Final = 60.0
+_INSERT_JOB: Final = f"INSERT INTO anyjob_jobs ({','.join(FIELDS)}) VALUES ({','.join('?' * len(FIELDS))})"  # noqa: S608 - names from JobRecord
+_INSERT_LABEL: Final = "INSERT INTO anyjob_labels (job_id, key, value) VALUES (?, ?, ?)"
+#: The ids of a batch each origin inserted (its change-log rows).
+_Told = dict[str, list[str]]
+#: At most this many ``?`` in one ``IN (...)`` (well below SQLite's and PostgreSQL's limits).
+_IDS_PER_QUERY: Final = 500
 
 
 class SQLStore(SQLCalls):
@@ -107,25 +113,56 @@ class SQLStore(SQLCalls):
         await self._run(f"insert job {record.id!r}", self._insert, record, told, unsure=self._insert_again)
         self._poke(told)
 
+    async def insert_many(self, records: Sequence[JobRecord], *, origin: str | None = None) -> None:
+        """Add new records in one transaction, all or none (see ``InsertMany.insert_many``).
+
+        One statement for the rows, one for their labels, one for the change log.
+
+        Raises:
+            JobError: A record with one of those ids exists, or two share one.
+            StoreError: The database failed (the cause chained).
+        """
+        check_new_ids(records)
+        told: _Told = {}
+        for record in records:
+            told.setdefault(record.owner if origin is None else origin, []).append(record.id)
+        if not told:
+            return
+        what = f"insert job {records[0].id!r}" if len(records) == 1 else f"insert {len(records)} jobs"
+        await self._run(what, self._insert_batch, records, told, unsure=self._insert_batch_again)
+        for writer in told:
+            self._poke(writer)
+
     def _insert(self, conn: Connection, record: JobRecord, origin: str) -> None:
-        row = to_row(record)
-        with transaction(conn):
-            try:
-                conn.execute(
-                    f"INSERT INTO anyjob_jobs ({','.join(FIELDS)}) VALUES ({','.join('?' * len(FIELDS))})",  # noqa: S608 - names from JobRecord
-                    row,
-                )
-            except conn.integrity_errors:
-                msg = f"a job with id {record.id!r} already exists"
-                raise JobError(msg, job_id=record.id) from None
-            _insert_labels(conn, record.id, record.labels)
-            self._changed(conn, [record.id], origin)
+        self._insert_batch(conn, (record,), {origin: [record.id]})
 
     def _insert_again(self, conn: Connection, record: JobRecord, origin: str) -> None:
-        """:meth:`_insert` after a lost ``COMMIT``: a row already there that is this record is it."""
+        self._insert_batch_again(conn, (record,), {origin: [record.id]})
+
+    def _insert_batch(self, conn: Connection, records: Sequence[JobRecord], told: _Told) -> None:
         try:
-            self._insert(conn, record, origin)
-        except JobError:
+            with transaction(conn):
+                if len(records) == 1:  # submit's path: one statement, without executemany's setup
+                    conn.execute(_INSERT_JOB, to_row(records[0]))
+                else:
+                    conn.executemany(_INSERT_JOB, [to_row(record) for record in records])
+                labels = [
+                    (record.id, key, value) for record in records for key, value in record.labels.items()
+                ]
+                conn.executemany(_INSERT_LABEL, labels)
+                for writer, job_ids in told.items():
+                    self._changed(conn, job_ids, writer)
+        except conn.integrity_errors:  # rolled back: the ids that are taken can be read now
+            job_id = records[0].id if len(records) == 1 else _taken(conn, records)
+            msg = f"a job with id {job_id!r} already exists"
+            raise JobError(msg, job_id=job_id) from None
+
+    def _insert_batch_again(self, conn: Connection, records: Sequence[JobRecord], told: _Told) -> None:
+        """:meth:`_insert_batch` after a lost ``COMMIT``: a taken id whose row is its record was it."""
+        try:
+            self._insert_batch(conn, records, told)
+        except JobError as exc:
+            record = next(record for record in records if record.id == exc.job_id)
             row = conn.execute("SELECT owner, created FROM anyjob_jobs WHERE id = ?", (record.id,)).fetchone()
             if row is None or row["owner"] != record.owner or row["created"] != record.created:
                 raise
@@ -437,7 +474,17 @@ def _write_labels(conn: Connection, job_id: str, labels: Mapping[str, str]) -> N
 
 
 def _insert_labels(conn: Connection, job_id: str, labels: Mapping[str, str]) -> None:
-    conn.executemany(
-        "INSERT INTO anyjob_labels (job_id, key, value) VALUES (?, ?, ?)",
-        [(job_id, key, value) for key, value in labels.items()],
-    )
+    conn.executemany(_INSERT_LABEL, [(job_id, key, value) for key, value in labels.items()])
+
+
+def _taken(conn: Connection, records: Sequence[JobRecord]) -> str:
+    """The first id of *records* a stored job has (the first of all if none has, now)."""
+    ids = [record.id for record in records]
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT id FROM anyjob_jobs WHERE id IN ({marks})", chunk).fetchall()  # noqa: S608 - placeholders
+        if rows:
+            stored = {row["id"] for row in rows}
+            return next(job_id for job_id in chunk if job_id in stored)
+    return ids[0]
