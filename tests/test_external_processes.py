@@ -86,6 +86,14 @@ class Reporter:
     def kill(self) -> None:
         self.process.kill()
 
+    async def wrote(self, text: str) -> None:
+        """Until B's output holds *text* (B's report may reach A before B prints what followed it)."""
+        with anyio.move_on_after(TIMEOUT):
+            while text not in self.output():  # noqa: ASYNC110 - another process's file
+                await anyio.sleep(0.01)
+            return
+        pytest.fail(f"the reporter did not write {text!r} in {TIMEOUT} s; it wrote: {self.output()!r}")
+
 
 @contextlib.asynccontextmanager
 async def reporter(tmp_path: pathlib.Path, shared: Shared, job_id: str, mode: str) -> AsyncIterator[Reporter]:
@@ -214,6 +222,7 @@ async def test_a_reporter_gone_silent_ends_failed_job_lost(
             first = await events_until(events, seen, lambda e: e.state is not State.CREATED, b)
             if how == "hang":
                 assert first.state is State.RUNNING, seen
+                await b.wrote("reported")
                 b.kill()
                 assert await b.exited() != 0
             else:

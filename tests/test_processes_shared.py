@@ -79,6 +79,7 @@ def _submitted(worker: subprocess.Popen[str]) -> None:
     assert line == "submitted\n", f"worker said {line!r}"
 
 
+@pytest.mark.timeout(300)  # 2,000 jobs in five processes on two cores
 def test_four_processes_run_every_job_exactly_once(where: str, tmp_path: pathlib.Path) -> None:
     runs = [tmp_path / f"runs-{i}.txt" for i in range(PROCESSES)]
     # Worker 0 is slow, one job at a time, so most of its jobs still wait when it leaves; the
