@@ -13,39 +13,18 @@ import pathlib
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
-from tests.conftest import POSTGRES_DSN, drop_postgres_schemas
+from tests.process_stores import store_of, where_fixture  # noqa: F401 - the 'where' fixture
 
 from anyjob import Context, JobManager, State
-from anyjob.stores import PostgresStore, SQLiteStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("silent")]
 
 WORKER = pathlib.Path(__file__).with_name("lease_worker.py")
 ROOT = pathlib.Path(__file__).parent.parent
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def where(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
-    """The store both processes use: ``sqlite:PATH`` or ``postgres:SCHEMA`` (dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:{tmp_path / 'jobs.db'}"
-        return
-    schema = f"anyjob_test_{uuid.uuid4().hex[:16]}"
-    yield f"postgres:{schema}"
-    drop_postgres_schemas([schema])
-
-
-def _store(where: str) -> SQLiteStore | PostgresStore:
-    kind, _, place = where.partition(":")
-    if kind == "sqlite":
-        return SQLiteStore(place, poll_interval=0.02)
-    return PostgresStore(POSTGRES_DSN, schema=place)
 
 
 def _start_and_kill(where: str, *, resumable: bool, count: int) -> list[str]:
@@ -83,7 +62,7 @@ async def test_a_killed_workers_jobs_are_resolved_by_another_process(where: str)
         ran.append(ctx.id)
         return "here"
 
-    store = _store(where)
+    store = store_of(where)
     try:
         async with JobManager(store, lease=0.5) as jobs:
             jobs.register(work, "work")
@@ -102,7 +81,7 @@ async def test_a_killed_workers_resumable_job_runs_again(where: str) -> None:
     async def work(ctx: Context) -> str:
         return "again"
 
-    store = _store(where)
+    store = store_of(where)
     try:
         async with JobManager(store, lease=0.5) as jobs:
             jobs.register(work, "work", resumable=True)

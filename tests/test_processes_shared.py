@@ -15,16 +15,14 @@ import os
 import pathlib
 import subprocess
 import sys
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from tests.conftest import POSTGRES_DSN, drop_postgres_schemas
+from tests.process_stores import store_of, where_fixture  # noqa: F401 - the 'where' fixture
 
 from anyjob import JobInfo, JobManager, JobStatistics, State
-from anyjob.stores import PostgresStore, SQLiteStore
 
 pytestmark = pytest.mark.usefixtures("silent")
 
@@ -33,24 +31,6 @@ ROOT = pathlib.Path(__file__).parent.parent
 PROCESSES = 4
 JOBS = 500
 BACKENDS = ("asyncio", "trio")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def where(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
-    """The store every process uses: ``sqlite:PATH`` or ``postgres:SCHEMA`` (dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:{tmp_path / 'jobs.db'}"
-        return
-    schema = f"anyjob_test_{uuid.uuid4().hex[:16]}"
-    yield f"postgres:{schema}"
-    drop_postgres_schemas([schema])
-
-
-def _store(where: str) -> SQLiteStore | PostgresStore:
-    kind, _, place = where.partition(":")
-    if kind == "sqlite":
-        return SQLiteStore(place, poll_interval=0.02)
-    return PostgresStore(POSTGRES_DSN, schema=place)
 
 
 def _start(where: str, index: int, runs: pathlib.Path) -> subprocess.Popen[str]:
@@ -136,7 +116,7 @@ async def _all(jobs: JobManager) -> AsyncIterator[JobInfo]:
 
 async def _when_all_ended(where: str) -> tuple[JobStatistics, list[JobInfo]]:
     """Through a manager that registers nothing (so runs nothing): wait until no job is active."""
-    store = _store(where)
+    store = store_of(where)
     try:
         async with JobManager(store) as jobs:
             with anyio.fail_after(120):
