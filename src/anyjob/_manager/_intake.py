@@ -19,7 +19,7 @@ from anyjob._retry import Retry, as_retry
 from anyjob._state import State
 from anyjob._time import to_seconds
 
-__all__ = ["MAX_BATCH", "batch_spec", "id_in_use", "new_record", "new_records", "queue"]
+__all__ = ["MAX_BATCH", "id_in_use", "new_record", "new_records", "queue", "spec_for"]
 
 _CREATED: Final = State.CREATED
 _NO_LABELS: Final = check_labels(None)
@@ -80,10 +80,10 @@ def new_record(
 MAX_BATCH: Final = 10_000
 
 
-def batch_spec(
+def spec_for(
     registry: SpecRegistry, fn: object, retry: Retry | int | None, timeout: float | timedelta | None
 ) -> Spec:
-    """The spec every job of a batch runs with (as ``submit``'s).
+    """The spec ``submit`` (and every job of a ``submit_many``) runs with.
 
     Raises:
         TypeError, ValueError: An invalid *fn*, *retry* or *timeout*.

@@ -26,7 +26,7 @@ from anyjob._manager._control import Control
 from anyjob._manager._entry import Entry
 from anyjob._manager._external import Reports
 from anyjob._manager._follower import Follower
-from anyjob._manager._intake import batch_spec, id_in_use, new_record, new_records, queue
+from anyjob._manager._intake import id_in_use, new_record, new_records, queue, spec_for
 from anyjob._manager._lifecycle import (
     Phase,
     check_concurrency,
@@ -47,7 +47,7 @@ from anyjob._manager._stats import ManagerStatistics, snapshot
 from anyjob._manager._upkeep import Upkeep
 from anyjob._manager._waiters import Waiters
 from anyjob._records import JobRef
-from anyjob._retry import Retry, as_retry
+from anyjob._retry import Retry
 from anyjob._signal import Signal
 from anyjob._state import State
 from anyjob._time import to_seconds
@@ -341,11 +341,7 @@ class JobManager(Queries, OutsideWork):
         """
         if self._phase is not Phase.OPEN:
             self._refuse("submit")
-        if retry is None and timeout is None:
-            spec = self._registry.for_submit(fn, None, None)
-        else:
-            seconds = None if timeout is None else to_seconds(timeout, "timeout", allow_inf=True)
-            spec = self._registry.for_submit(fn, as_retry(retry), seconds)
+        spec = spec_for(self._registry, fn, retry, timeout)
         record, wait = new_record(
             self._registry,
             spec,
@@ -398,7 +394,7 @@ class JobManager(Queries, OutsideWork):
         """
         if self._phase is not Phase.OPEN:
             self._refuse("submit")
-        spec = batch_spec(self._registry, fn, retry, timeout)
+        spec = spec_for(self._registry, fn, retry, timeout)
         records, wait = new_records(
             self._registry,
             spec,
