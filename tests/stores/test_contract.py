@@ -66,6 +66,36 @@ class TestStoreContract:
             await store.apply([RecordUpdate("j1", {"id": "other"})], origin="a")
         assert await store.apply([], origin="a") == []
 
+    async def test_apply_answers_each_update_of_a_run(self, kit: StoreKit) -> None:
+        # Claims and ends come in runs of one statement (sent at once where the driver
+        # pipelines): each update still gets its own answer, in order, and only the
+        # applied ones change anything, whatever sits between them.
+        store = kit.store()
+        for job_id in ("a", "b", "c", "d"):
+            await store.insert(record(job_id))
+        claim = {"state": State.RUNNING, "started": 5.0}
+        waiting = frozenset({State.CREATED})
+        applied = await store.apply(
+            [
+                RecordUpdate("a", claim, waiting, owner="manager-a"),
+                RecordUpdate("b", claim, waiting, owner="someone else"),
+                RecordUpdate("missing", claim, waiting, owner="manager-a"),
+                RecordUpdate("c", claim, waiting, owner="manager-a"),
+                RecordUpdate("a", claim, waiting, owner="manager-a"),  # running by now
+                RecordUpdate("d", {"labels": {"k": "v"}}),
+                RecordUpdate("c", {"state": State.SUCCEEDED, "ended": 6.0}, frozenset({State.RUNNING})),
+                RecordUpdate("b", {"state": State.SUCCEEDED, "ended": 6.0}, frozenset({State.RUNNING})),
+            ],
+            origin="manager-a",
+        )
+        assert applied == [True, False, False, True, False, True, True, False]
+        reader = kit.new()
+        states = {job_id: info.state for job_id in "abcd" if (info := await reader.get(job_id)) is not None}
+        assert states == {"a": State.RUNNING, "b": State.CREATED, "c": State.SUCCEEDED, "d": State.CREATED}
+        labeled = await reader.get("d")
+        assert labeled is not None
+        assert dict(labeled.labels) == {"k": "v"}
+
     async def test_reads_hand_out_copies(self, kit: StoreKit) -> None:
         store = kit.store()
         await store.insert(record("j1", params={"rows": [1]}, result=None))

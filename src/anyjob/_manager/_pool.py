@@ -36,6 +36,8 @@ MAX_IDLE_WORKERS: Final = 8
 #: Schedule points a worker with nothing to do passes before it idles on an Event: a loop of
 #: ``submit`` + ``wait`` (two checkpoints a job) then never idles a worker per job.
 SPINS_BEFORE_IDLE: Final = 2
+#: Workers started at once for waiting jobs over a durable store (their claims share a batch).
+CLAIMS_AT_ONCE: Final = 100
 #: A worker whose jobs never yield checkpoints after this many, so other tasks run.
 JOBS_PER_CHECKPOINT: Final = 64
 
@@ -274,6 +276,11 @@ class WorkerPool:
     def _keep_spare(self) -> None:
         if self.idle:
             self._wakeup.fire()
+        elif self._claims:
+            # Over a durable store a worker waits for its claim's batch: a worker for each
+            # waiting job (up to CLAIMS_AT_ONCE more now) puts their claims in one batch.
+            for _ in range(min(self.ready.size - self.starting, CLAIMS_AT_ONCE)):
+                self._spawn()
         elif self.workers - self.executing <= 1:
             # No other worker is free (starting, or between two jobs): keep a spare coming.
             self._spawn()

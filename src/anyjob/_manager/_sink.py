@@ -212,6 +212,33 @@ class MemorySink:
 
 
 @final
+class _ClaimGroup:
+    """The workers' claims for one batch, answered together (group commit).
+
+    A claim withdrawn (its worker cancelled) before the batch is taken is ``None``.
+    """
+
+    __slots__ = ("done", "error", "results", "updates")
+
+    def __init__(self) -> None:
+        self.updates: list[RecordUpdate | None] = []
+        self.results: list[bool] | None = None
+        self.error: StoreError | None = None
+        self.done = Signal()  # fired once, when answered
+
+    def answer(self, claims: list[RecordUpdate], applied: list[bool]) -> None:
+        """The batch is committed: whether each claim applied, by its place in ``updates``."""
+        by_update = dict(zip(map(id, claims), applied, strict=True))
+        self.results = [update is not None and by_update[id(update)] for update in self.updates]
+        self.done.fire()
+
+    def fail(self, error: StoreError) -> None:
+        """The batch was not written: every claimer tries again on its own."""
+        self.error = error
+        self.done.fire()
+
+
+@final
 class BatchSink:
     """Through the Store protocol: changes coalesced per job, written in batches in order.
 
@@ -233,6 +260,7 @@ class BatchSink:
     """
 
     __slots__ = (
+        "_claims",
         "_creating",
         "_dirty",
         "_insert_many",
@@ -256,6 +284,7 @@ class BatchSink:
         self._dirty: dict[str, Entry] = {}
         self._tells: dict[str, list[Callable[[], None]]] = {}
         self._creating: set[str] = set()
+        self._claims = _ClaimGroup()  # the claims for the next batch
         self._wakeup = Signal()
         self._lock: anyio.Lock | None = None
         self.checkpoint: Checkpoint = anyio.lowlevel.checkpoint
@@ -340,14 +369,25 @@ class BatchSink:
         # The write that starts the job in the store: only while it still waits and is still
         # this manager's (not canceled, nor canceled and retried by another manager, which
         # makes it that one's). From then on another manager's cancel asks this one to stop
-        # it, and nobody can retry it until it ended.
+        # it, and nobody can retry it until it ended. Group commit: the claims of every
+        # worker meanwhile go in the next batch, with the ends and other changes pending.
         record = entry.record
         fields = {"state": _RUNNING, "started": now_timestamp(), "attempts": record.attempts + 1}
         update = RecordUpdate(record.id, fields, _CLAIMABLE, owner=self._origin)
-        claimed: bool
+        group = self._claims
+        index = len(group.updates)
+        group.updates.append(update)
+        self._wakeup.fire()
         try:
-            claimed = (await self._store.apply([update], origin=self._origin))[0]
-        except StoreError:  # the database away (or its answer lost): this worker waits for it
+            await group.done.wait()
+        except BaseException:
+            if group is self._claims:
+                group.updates[index] = None  # not taken yet: withdrawn, nothing written
+            raise
+        claimed: bool
+        if group.results is not None:
+            claimed = group.results[index]
+        else:  # the database away (or its answer lost): this worker waits for it
             claimed = await backoff()(self._claim_again, update)
         if claimed:
             entry.flushed_state = _RUNNING
@@ -370,7 +410,7 @@ class BatchSink:
 
     async def settle(self) -> None:
         lock = self._lock
-        if not self._dirty and (lock is None or not lock.locked()):
+        if not self._dirty and not self._claims.updates and (lock is None or not lock.locked()):
             await self.checkpoint()
             return
         await self.flush()
@@ -400,12 +440,15 @@ class BatchSink:
         return applied[0]
 
     async def flush(self) -> None:
-        """Write every pending change to the store, in order, as one batch."""
+        """Write every pending claim and change to the store, in order, as one batch."""
         if self._lock is None:
             self._lock = anyio.Lock()
         async with self._lock:
-            if not self._dirty:
+            group = self._claims
+            if not self._dirty and not group.updates:
                 return
+            self._claims = _ClaimGroup()
+            claims = [update for update in group.updates if update is not None]
             entries = list(self._dirty.values())
             self._dirty = {}
             tells = self._tells
@@ -421,16 +464,19 @@ class BatchSink:
             applied: list[bool] = []
             with anyio.CancelScope(shield=True):
                 try:
-                    applied = await self._store.apply(updates, origin=self._origin)
-                except StoreError:
+                    if claims or updates:  # (every claim may have been withdrawn)
+                        applied = await self._store.apply(claims + updates, origin=self._origin)
+                except StoreError as exc:
                     # Not written: again with the next batch, before anything changed since
                     # (kept in the order of the first change of each job), told with it.
                     self._dirty = {entry.record.id: entry for entry in entries} | self._dirty
                     for job_id, waiting in self._tells.items():
                         tells.setdefault(job_id, []).extend(waiting)
                     self._tells = tells
+                    group.fail(exc)  # each claimer tries again on its own, with backoff
                     raise
-            await self._written(entries, updates, applied, tells)
+            group.answer(claims, applied[: len(claims)])
+            await self._written(entries, updates, applied[len(claims) :], tells)
 
     async def _written(
         self,
@@ -474,7 +520,7 @@ class BatchSink:
 
     async def run(self) -> None:
         while True:
-            if not self._dirty:
+            if not self._dirty and not self._claims.updates:
                 await self._wakeup.wait()
             try:
                 await self.flush()

@@ -124,6 +124,7 @@ class Connection:
         "_begin",
         "_begin_read",
         "_indexed_by",
+        "_pipelined",
         "_translate",
         "_usable",
         "committing",
@@ -143,6 +144,7 @@ class Connection:
         begin: Sequence[str],
         begin_read: str,
         translate: bool,
+        pipelined: bool,
         greatest: str,
         lock_row: str,
         skip_locked: str,
@@ -156,6 +158,7 @@ class Connection:
         self._begin = begin
         self._begin_read = begin_read  # a read-only transaction whose reads share one snapshot
         self._translate = translate  # "?" placeholders to "%s"
+        self._pipelined = pipelined  # executemany sends its statements at once, results kept (psycopg)
         self.greatest = greatest  # the SQL function for the larger of two values
         self.lock_row = lock_row  # appended to a SELECT that reads a row it will update
         self.skip_locked = skip_locked  # appended to a SELECT that takes rows others may be taking
@@ -177,6 +180,22 @@ class Connection:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.raw.cursor().executemany(self._dialect(sql), rows)
+
+    def rowcounts(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Run *sql* once for each of *rows*, in order: how many rows each one changed.
+
+        A driver that pipelines (psycopg) sends them all at once: one round trip for the
+        lot instead of one each (measured: 300 updates in 10 ms instead of 78 ms).
+        """
+        if not self._pipelined:
+            execute = self.raw.execute
+            return [execute(sql, row).rowcount for row in rows]
+        cursor = self.raw.cursor()
+        cursor.executemany(self._dialect(sql), rows, returning=True)
+        counts = [cursor.rowcount]
+        while cursor.nextset():
+            counts.append(cursor.rowcount)
+        return counts
 
     def index_hint(self, index: str) -> str:
         """What follows a table's name to make the query read it through *index* ("" if unsupported).

@@ -155,6 +155,7 @@ class PostgresStore(SQLStore):
             begin=(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})",),
             begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             translate=True,
+            pipelined=True,
             greatest="GREATEST",
             lock_row=" FOR UPDATE",
             skip_locked=" FOR UPDATE SKIP LOCKED",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -12,7 +13,7 @@ import attrs
 from anyjob._exceptions import StoreError
 from anyjob._records import JobRecord, JobStatistics
 from anyjob._state import State
-from anyjob.stores._base import clamp_timestamp
+from anyjob.stores._base import RecordUpdate, clamp_timestamp
 from anyjob.stores._connection import Connection
 
 __all__: list[str] = []
@@ -34,20 +35,114 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
+def _json(value: Any) -> str:
+    return "null" if value is None else dumps(value)  # most params and results are None
+
+
+def _labels(value: Mapping[str, str]) -> str:
+    return dumps(dict(value)) if value else "{}"
+
+
+def _state_value(value: State) -> str:
+    text: str = value.value
+    return text
+
+
+#: How a field's value becomes its column's (the others are stored as they are).
+_CONVERT: Final[Mapping[str, Callable[[Any], Any]]] = MappingProxyType(
+    {"labels": _labels, "params": _json, "result": _json, "state": _state_value, "cancel_requested": int}
+)
+_ROW_CONVERTERS: Final = tuple(_CONVERT.get(name) for name in FIELDS)
+_ROW_VALUES: Final = operator.attrgetter(*FIELDS)
+
+
 def to_row(record: JobRecord) -> tuple[Any, ...]:
     """The column values of *record*, in the order of :data:`FIELDS`."""
-    return tuple(column(name, getattr(record, name)) for name in FIELDS)
+    return tuple(
+        value if convert is None else convert(value)
+        for convert, value in zip(_ROW_CONVERTERS, _ROW_VALUES(record), strict=True)
+    )
 
 
 def column(name: str, value: Any) -> Any:
     """The column value of one record field."""
-    if name in _JSON_FIELDS:
-        return dumps(dict(value) if name == "labels" else value)
-    if name == "state":
-        return value.value
-    if name == "cancel_requested":
-        return int(value)
-    return value
+    convert = _CONVERT.get(name)
+    return value if convert is None else convert(value)
+
+
+#: Ends a stored cancel request overrides (see Store.apply).
+OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
+#: The UPDATE statements built so far, by the shape of their updates (a few kinds of
+#: update repeat: claims, ends, reports); at most _STATEMENTS_KEPT of them.
+_STATEMENTS: dict[tuple[tuple[str, ...], bool, int | None, bool], str] = {}
+_STATEMENTS_KEPT: Final = 256
+
+
+def update_statement(update: RecordUpdate) -> tuple[str, list[Any]]:
+    """The UPDATE for *update* (at least one field) and its parameters.
+
+    Its rowcount is 1 if it applied. A SUCCEEDED or FAILED state is written CANCELED
+    when the row (before the update) holds a cancel request.
+    """
+    fields = update.fields
+    expect = update.expect
+    overridden = fields.get("state") in OVERRIDDEN_ENDS
+    shape = (tuple(fields), overridden, None if expect is None else len(expect), update.owner is not None)
+    sql = _STATEMENTS.get(shape)
+    if sql is None:
+        sql = _update_sql(*shape)
+        if len(_STATEMENTS) < _STATEMENTS_KEPT:
+            _STATEMENTS[shape] = sql
+    params: list[Any] = []
+    for name, value in fields.items():
+        if overridden and name == "state":
+            params.extend((State.CANCELED.value, value.value))
+        else:
+            params.append(column(name, value))
+    params.append(update.job_id)
+    if expect is not None:
+        params.extend(state.value for state in expect)
+    if update.owner is not None:
+        params.append(update.owner)
+    return sql, params
+
+
+def statement_runs(
+    updates: Sequence[RecordUpdate],
+) -> list[RecordUpdate | tuple[str, list[tuple[RecordUpdate, list[Any]]]]]:
+    """*updates* in order, as runs of one UPDATE statement each (with each one's parameters).
+
+    Alone, not in a run: an update that needs more than one statement (labels) or none
+    (no fields).
+    """
+    runs: list[RecordUpdate | tuple[str, list[tuple[RecordUpdate, list[Any]]]]] = []
+    for update in updates:
+        if not update.fields or "labels" in update.fields:
+            runs.append(update)
+            continue
+        sql, params = update_statement(update)
+        last = runs[-1] if runs else None
+        if isinstance(last, tuple) and last[0] == sql:
+            last[1].append((update, params))
+        else:
+            runs.append((sql, [(update, params)]))
+    return runs
+
+
+def _update_sql(names: tuple[str, ...], overridden: bool, expected: int | None, owned: bool) -> str:  # noqa: FBT001 - a shape
+    assignments = [
+        # The stored cancel_requested (the row before this update) wins.
+        "state = CASE WHEN cancel_requested <> 0 THEN ? ELSE ? END"
+        if overridden and name == "state"
+        else f"{name} = ?"
+        for name in names
+    ]
+    sql = f"UPDATE anyjob_jobs SET {', '.join(assignments)} WHERE id = ?"  # noqa: S608 - checked names
+    if expected is not None:
+        sql += f" AND state IN ({','.join('?' * expected)})"
+    if owned:
+        sql += " AND owner = ?"
+    return sql
 
 
 def _value(name: str, stored: Any) -> Any:

@@ -23,19 +23,29 @@ from anyjob.stores._base import JobQuery, RecordUpdate, check_claim, check_lease
 from anyjob.stores._changes import Feed, info_of, warn_undecodable
 from anyjob.stores._connection import Connection, head, seconds, transaction
 from anyjob.stores._notice import Notices
-from anyjob.stores._rows import DONE, FIELDS, STATE_BY_VALUE, column, count, filters, from_row, to_row
+from anyjob.stores._rows import (
+    DONE,
+    FIELDS,
+    STATE_BY_VALUE,
+    count,
+    filters,
+    from_row,
+    statement_runs,
+    to_row,
+    update_statement,
+)
 from anyjob.stores._sql_calls import SQLCalls
 
 __all__: list[str] = []
 
-#: Ends a stored cancel request overrides (see Store.apply).
-_OVERRIDDEN_ENDS: Final = frozenset({State.SUCCEEDED, State.FAILED})
 #: Changes older than this many seconds are forgotten (a feed polls far more often)...
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
 _TRIM_EVERY: Final = 60.0
 _INSERT_JOB: Final = f"INSERT INTO anyjob_jobs ({','.join(FIELDS)}) VALUES ({','.join('?' * len(FIELDS))})"  # noqa: S608 - names from JobRecord
 _INSERT_LABEL: Final = "INSERT INTO anyjob_labels (job_id, key, value) VALUES (?, ?, ?)"
+#: The fields an update may write (not the id).
+_UPDATABLE: Final = frozenset(FIELDS) - {"id"}
 #: The ids of a batch each origin inserted (its change-log rows).
 _Told = dict[str, list[str]]
 #: At most this many ``?`` in one ``IN (...)`` (well below SQLite's and PostgreSQL's limits).
@@ -174,9 +184,9 @@ class SQLStore(SQLCalls):
         (see :meth:`Store.apply <anyjob.stores.Store.apply>`).
         """
         for update in updates:
-            unknown = set(update.fields) - set(FIELDS) - {"id"}
-            if unknown or "id" in update.fields:
-                msg = f"cannot update {sorted(unknown or {'id'})} of a job record"
+            unknown = update.fields.keys() - _UPDATABLE
+            if unknown:
+                msg = f"cannot update {sorted(unknown)} of a job record"
                 raise ValueError(msg)
         if not updates:
             return []
@@ -189,35 +199,33 @@ class SQLStore(SQLCalls):
         results: list[bool] = []
         changed: list[str] = []
         with transaction(conn):
-            for update in updates:
-                fields = update.fields
-                assignments: list[str] = []
-                params: list[Any] = []
-                for name, value in fields.items():
-                    if name == "state" and value in _OVERRIDDEN_ENDS:
-                        # The stored cancel_requested (the row before this update) wins.
-                        assignments.append("state = CASE WHEN cancel_requested <> 0 THEN ? ELSE ? END")
-                        params.extend((State.CANCELED.value, value.value))
-                    else:
-                        assignments.append(f"{name} = ?")
-                        params.append(column(name, value))
-                sql = f"UPDATE anyjob_jobs SET {', '.join(assignments)} WHERE id = ?"  # noqa: S608 - checked names
-                params.append(update.job_id)
-                if update.expect is not None:
-                    sql += f" AND state IN ({','.join('?' * len(update.expect))})"
-                    params.extend(state.value for state in update.expect)
-                if update.owner is not None:
-                    sql += " AND owner = ?"
-                    params.append(update.owner)
-                ok = conn.execute(sql, params).rowcount == 1 if fields else _exists(conn, update)
-                results.append(ok)
-                if ok and fields:
-                    if "labels" in fields:
-                        _write_labels(conn, update.job_id, fields["labels"])
-                    changed.append(update.job_id)
+            # Consecutive updates of one statement (a batch's claims, its ends) run at once.
+            for run in statement_runs(updates):
+                if isinstance(run, RecordUpdate):
+                    ok = self._apply_one(conn, run)
+                    results.append(ok)
+                    if ok and run.fields:
+                        changed.append(run.job_id)
+                    continue
+                sql, each = run
+                counts = conn.rowcounts(sql, [params for _, params in each])
+                for (update, _), count in zip(each, counts, strict=True):
+                    results.append(count == 1)
+                    if count == 1:
+                        changed.append(update.job_id)
             if changed:
                 self._changed(conn, changed, origin)
         return results
+
+    def _apply_one(self, conn: Connection, update: RecordUpdate) -> bool:
+        """An update with nothing to write (whether it would apply), or one with labels."""
+        if not update.fields:
+            return _exists(conn, update)
+        sql, params = update_statement(update)
+        ok: bool = conn.execute(sql, params).rowcount == 1
+        if ok:
+            _write_labels(conn, update.job_id, update.fields["labels"])
+        return ok
 
     async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
         """Ask for a job to be canceled; returns its state before, or ``None`` if unknown."""

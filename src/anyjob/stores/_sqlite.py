@@ -138,6 +138,7 @@ class SQLiteStore(SQLStore):
             begin=("BEGIN IMMEDIATE",),
             begin_read="BEGIN",  # deferred: the snapshot is taken by the first read (WAL)
             translate=False,
+            pipelined=False,
             greatest="max",
             lock_row="",
             skip_locked="",  # one writer at a time (BEGIN IMMEDIATE): nothing to skip
