@@ -6,7 +6,7 @@ import anyio.lowlevel
 import pytest
 from tests.manager.support import MakeStore
 
-from anyjob import Context, JobManager, State
+from anyjob import Context, JobInfo, JobManager, State
 from conftest import DelegatingStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("silent")]
@@ -102,3 +102,61 @@ async def test_a_claim_withdrawn_before_its_batch_is_written_changes_nothing() -
     assert stored is not None
     assert stored.state is State.CREATED  # nothing of the withdrawn claim was written
     assert stored.attempts == 0
+
+
+async def test_an_end_whose_answer_was_lost_is_told_though_the_store_is_slow_to_read() -> None:
+    # The end's COMMIT lands but its answer is lost (the connection dropped as it
+    # committed); written again, the store refuses it (the job is ended already); the
+    # manager then reads the record to learn whether that end is its own, and that read
+    # fails once too: it reads again, with backoff, instead of leaving the waiter hanging.
+    from anyjob import StoreError
+
+    class Flaky(DelegatingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lose_answer = False
+            self.failed_reads = 0
+
+        async def apply(self, updates, *, origin):  # type: ignore[no-untyped-def]
+            applied = await super().apply(updates, origin=origin)
+            if self.lose_answer and any(update.fields.get("state") is State.SUCCEEDED for update in updates):
+                self.lose_answer = False
+                msg = "connection lost as it committed"
+                raise StoreError(msg)
+            return applied
+
+        async def get_record(self, job_id):  # type: ignore[no-untyped-def]
+            if not self.lose_answer and self.failed_reads == 0:
+                self.failed_reads += 1
+                msg = "still away"
+                raise StoreError(msg)
+            return await super().get_record(job_id)
+
+    store = Flaky()
+    started = anyio.Event()
+    finish = anyio.Event()
+
+    async def job(ctx: Context) -> str:
+        started.set()
+        await finish.wait()
+        return "done"
+
+    infos: list[JobInfo | None] = []
+    told = anyio.Event()
+    async with JobManager(store) as jobs:
+        ref = await jobs.submit(job)
+        await started.wait()
+        async with anyio.create_task_group() as tg:
+
+            async def waiting() -> None:
+                infos.append(await jobs.wait(ref.id))
+                told.set()
+
+            tg.start_soon(waiting)
+            await anyio.wait_all_tasks_blocked()  # the waiter read RUNNING and waits
+            store.lose_answer = True
+            finish.set()
+            with anyio.fail_after(10):  # without reading again: never told
+                await told.wait()
+    assert [(info.state, info.result) for info in infos if info is not None] == [(State.SUCCEEDED, "done")]
+    assert store.failed_reads == 1

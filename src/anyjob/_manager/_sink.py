@@ -512,8 +512,11 @@ class BatchSink:
             record = entry.record
             try:
                 stored = await self._store.get_record(record.id)
-            except StoreError:
-                continue  # unreadable now: the waiters read the store when they give up
+            except StoreError:  # the database away again: read again, with backoff, a while
+                try:
+                    stored = await backoff(CLOSE_PATIENCE)(self._store.get_record, record.id)
+                except StoreError:
+                    continue  # still unreadable: its waiters read the store when they give up
             if stored is not None and stored.owner == self._origin and stored.state is record.state:
                 for tell in job_tells:
                     tell()
