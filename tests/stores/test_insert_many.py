@@ -9,7 +9,8 @@ from tests.stores.support import StoreKit, changes_until, record
 
 from anyjob import JobError, State, StoreError
 from anyjob.stores import JobQuery, Store
-from anyjob.stores._base import InsertMany
+from anyjob.stores._base import InsertMany, RecordUpdate
+from anyjob.stores._grouped import InsertedError
 from anyjob.stores._sql import SQLStore
 
 pytestmark = pytest.mark.anyio
@@ -102,13 +103,13 @@ async def test_sql_stores_write_a_batch_in_one_transaction(kit: StoreKit) -> Non
     assert isinstance(store, SQLStore)
     await store.open()
     calls: list[int] = []
-    insert = store._insert_batch
+    write = store._write
 
-    def counted(conn: Any, records: Any, told: Any) -> None:
+    def counted(conn: Any, records: Any, told: Any, updates: Any, origin: str) -> list[bool]:
         calls.append(len(records))
-        insert(conn, records, told)
+        return write(conn, records, told, updates, origin)
 
-    store._insert_batch = counted  # type: ignore[method-assign]
+    store._write = counted  # type: ignore[method-assign]
     await store.insert_many([record(f"j{i}", labels={"k": "v"}) for i in range(100)])
     assert calls == [100]
 
@@ -132,9 +133,60 @@ async def test_a_batch_whose_commit_was_lost_is_found_written(kit: StoreKit) -> 
     # What SQLStore._run runs on a new connection after a COMMIT whose answer was lost:
     # the rows there are these records, so the batch was written.
     told = {"a": [job.id for job in batch]}
-    await store._run("insert 3 jobs", store._insert_batch_again, batch, told)
+    await store._run("insert 3 jobs", store._write_again, batch, told, (), "a")
     others = [record("j9", owner="b"), record("j1", owner="b")]
     with pytest.raises(JobError, match="'j1' already exists"):
-        await store._run("insert 2 jobs", store._insert_batch_again, others, {"b": ["j9", "j1"]})
+        await store._run("insert 2 jobs", store._write_again, others, {"b": ["j9", "j1"]}, (), "b")
     assert await store.get("j9") is None
     assert len(await kit.new().query(JobQuery())) == 3
+
+
+@sql_only
+async def test_write_adds_records_and_applies_updates_in_one_transaction(kit: StoreKit) -> None:
+    store = kit.store()
+    assert isinstance(store, SQLStore)
+    await store.open()
+    await store.insert(record("old", owner="a"))
+    claim = RecordUpdate(
+        "old", {"state": State.RUNNING, "started": 2.0}, frozenset({State.CREATED}), owner="a"
+    )
+    refused = RecordUpdate("missing", {"state": State.RUNNING}, frozenset({State.CREATED}))
+    applied = await store.write(
+        [record("new1", owner="a"), record("new2", owner="a")], [claim, refused], origin="a"
+    )
+    assert applied == [True, False]
+    reader = kit.new()
+    states = {job_id: info.state for job_id in ("old", "new1", "new2") if (info := await reader.get(job_id))}
+    assert states == {"old": State.RUNNING, "new1": State.CREATED, "new2": State.CREATED}
+    assert await store.write([], [], origin="a") == []
+    # A taken id: nothing of the transaction is written, the updates neither.
+    end = RecordUpdate("old", {"state": State.SUCCEEDED, "ended": 3.0}, frozenset({State.RUNNING}), owner="a")
+    with pytest.raises(JobError, match="'new1' already exists"):
+        await store.write([record("new3", owner="a"), record("new1", owner="a")], [end], origin="a")
+    assert await reader.get("new3") is None
+    info = await reader.get("old")
+    assert info is not None
+    assert info.state is State.RUNNING
+
+
+@sql_only
+async def test_a_write_whose_commit_was_lost_is_found_written(kit: StoreKit) -> None:
+    store = kit.store()
+    assert isinstance(store, SQLStore)
+    await store.open()
+    await store.insert(record("old", owner="a"))
+    claim = RecordUpdate(
+        "old", {"state": State.RUNNING, "started": 2.0}, frozenset({State.CREATED}), owner="a"
+    )
+    batch = [record("new", owner="a")]
+    await store.write(batch, [claim], origin="a")
+    # What SQLStore._run runs on a new connection after a COMMIT whose answer was lost: the
+    # first record's row is there, so all was written; the updates' answers are lost.
+    with pytest.raises(InsertedError):
+        await store._run("write", store._write_again, batch, {"a": ["new"]}, [claim], "a")
+    # Not written yet: it runs (once).
+    assert (
+        await store._run("write", store._write_again, [record("later", owner="a")], {"a": ["later"]}, [], "a")
+        == []
+    )
+    assert await kit.new().get("later") is not None

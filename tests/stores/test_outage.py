@@ -154,10 +154,10 @@ async def test_an_insert_whose_commit_was_lost_is_found_written(tmp_path: pathli
         await store.insert(first)
         # What SQLStore._run runs on a new connection after a COMMIT whose answer was lost:
         # the row there is this record, so the insert was written.
-        await store._run("insert job 'j1'", store._insert_again, first, "a")
+        await store._run("insert job 'j1'", store._write_again, [first], {"a": ["j1"]}, (), "a")
         other = record("j1", owner="b")
         with pytest.raises(JobError, match="already exists"):
-            await store._run("insert job 'j1'", store._insert_again, other, "b")
+            await store._run("insert job 'j1'", store._write_again, [other], {"b": ["j1"]}, (), "b")
         assert await store.get("j2") is None
     finally:
         store.close()

@@ -12,13 +12,15 @@ into the database.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
-from anyjob._exceptions import JobError, StoreError
+import anyio.lowlevel
+
+from anyjob._exceptions import StoreError
 from anyjob._kinds import EXTERNAL
 from anyjob._records import JobInfo, JobRecord, JobStatistics, now_timestamp
 from anyjob._state import State
-from anyjob.stores import _changes, _sql_leases
+from anyjob.stores import _changes, _sql_leases, _sql_writes
 from anyjob.stores._base import JobQuery, RecordUpdate, check_claim, check_lease, check_new_ids
 from anyjob.stores._changes import Feed, info_of, warn_undecodable
 from anyjob.stores._connection import Connection, head, seconds, transaction
@@ -26,15 +28,12 @@ from anyjob.stores._notice import Notices
 from anyjob.stores._rows import (
     DONE,
     FIELDS,
-    STATE_BY_VALUE,
     count,
     filters,
     from_row,
-    statement_runs,
-    to_row,
-    update_statement,
 )
 from anyjob.stores._sql_calls import SQLCalls
+from anyjob.stores._sql_writes import Told, state_of
 
 __all__: list[str] = []
 
@@ -42,14 +41,8 @@ __all__: list[str] = []
 _CHANGES_KEPT_FOR: Final = 600.0
 #: ...by a write at most this many seconds after the last such trim.
 _TRIM_EVERY: Final = 60.0
-_INSERT_JOB: Final = f"INSERT INTO anyjob_jobs ({','.join(FIELDS)}) VALUES ({','.join('?' * len(FIELDS))})"  # noqa: S608 - names from JobRecord
-_INSERT_LABEL: Final = "INSERT INTO anyjob_labels (job_id, key, value) VALUES (?, ?, ?)"
 #: The fields an update may write (not the id).
 _UPDATABLE: Final = frozenset(FIELDS) - {"id"}
-#: The ids of a batch each origin inserted (its change-log rows).
-_Told = dict[str, list[str]]
-#: At most this many ``?`` in one ``IN (...)`` (well below SQLite's and PostgreSQL's limits).
-_IDS_PER_QUERY: Final = 500
 
 
 class SQLStore(SQLCalls):
@@ -119,9 +112,7 @@ class SQLStore(SQLCalls):
             JobError: A record with that id exists.
             StoreError: The database failed (the cause chained).
         """
-        told = record.owner if origin is None else origin
-        await self._run(f"insert job {record.id!r}", self._insert, record, told, unsure=self._insert_again)
-        self._poke(told)
+        await self.insert_many((record,), origin=origin)
 
     async def insert_many(self, records: Sequence[JobRecord], *, origin: str | None = None) -> None:
         """Add new records in one transaction, all or none (see ``InsertMany.insert_many``).
@@ -133,49 +124,15 @@ class SQLStore(SQLCalls):
             StoreError: The database failed (the cause chained).
         """
         check_new_ids(records)
-        told: _Told = {}
+        told: Told = {}
         for record in records:
             told.setdefault(record.owner if origin is None else origin, []).append(record.id)
         if not told:
             return
         what = f"insert job {records[0].id!r}" if len(records) == 1 else f"insert {len(records)} jobs"
-        await self._run(what, self._insert_batch, records, told, unsure=self._insert_batch_again)
+        await self._run(what, self._write, records, told, (), "", unsure=self._write_again)
         for writer in told:
             self._poke(writer)
-
-    def _insert(self, conn: Connection, record: JobRecord, origin: str) -> None:
-        self._insert_batch(conn, (record,), {origin: [record.id]})
-
-    def _insert_again(self, conn: Connection, record: JobRecord, origin: str) -> None:
-        self._insert_batch_again(conn, (record,), {origin: [record.id]})
-
-    def _insert_batch(self, conn: Connection, records: Sequence[JobRecord], told: _Told) -> None:
-        try:
-            with transaction(conn):
-                if len(records) == 1:  # submit's path: one statement, without executemany's setup
-                    conn.execute(_INSERT_JOB, to_row(records[0]))
-                else:
-                    conn.executemany(_INSERT_JOB, [to_row(record) for record in records])
-                labels = [
-                    (record.id, key, value) for record in records for key, value in record.labels.items()
-                ]
-                conn.executemany(_INSERT_LABEL, labels)
-                for writer, job_ids in told.items():
-                    self._changed(conn, job_ids, writer)
-        except conn.integrity_errors:  # rolled back: the ids that are taken can be read now
-            job_id = records[0].id if len(records) == 1 else _taken(conn, records)
-            msg = f"a job with id {job_id!r} already exists"
-            raise JobError(msg, job_id=job_id) from None
-
-    def _insert_batch_again(self, conn: Connection, records: Sequence[JobRecord], told: _Told) -> None:
-        """:meth:`_insert_batch` after a lost ``COMMIT``: a taken id whose row is its record was it."""
-        try:
-            self._insert_batch(conn, records, told)
-        except JobError as exc:
-            record = next(record for record in records if record.id == exc.job_id)
-            row = conn.execute("SELECT owner, created FROM anyjob_jobs WHERE id = ?", (record.id,)).fetchone()
-            if row is None or row["owner"] != record.owner or row["created"] != record.created:
-                raise
 
     async def apply(self, updates: Sequence[RecordUpdate], *, origin: str) -> list[bool]:
         """Apply a batch of updates in order, in one transaction; for each, whether it applied.
@@ -183,49 +140,56 @@ class SQLStore(SQLCalls):
         A stored cancel request turns an update's SUCCEEDED or FAILED into CANCELED
         (see :meth:`Store.apply <anyjob.stores.Store.apply>`).
         """
-        for update in updates:
-            unknown = update.fields.keys() - _UPDATABLE
-            if unknown:
-                msg = f"cannot update {sorted(unknown)} of a job record"
-                raise ValueError(msg)
+        _check_updates(updates)
         if not updates:
             return []
         what = f"update job {updates[0].job_id!r}" if len(updates) == 1 else f"update {len(updates)} jobs"
-        applied = await self._run(what, self._apply, updates, origin)
+        applied = await self._run(what, self._write, (), {}, updates, origin)
         self._poke(origin)
         return applied
 
-    def _apply(self, conn: Connection, updates: Sequence[RecordUpdate], origin: str) -> list[bool]:
-        results: list[bool] = []
-        changed: list[str] = []
-        with transaction(conn):
-            # Consecutive updates of one statement (a batch's claims, its ends) run at once.
-            for run in statement_runs(updates):
-                if isinstance(run, RecordUpdate):
-                    ok = self._apply_one(conn, run)
-                    results.append(ok)
-                    if ok and run.fields:
-                        changed.append(run.job_id)
-                    continue
-                sql, each = run
-                counts = conn.rowcounts(sql, [params for _, params in each])
-                for (update, _), count in zip(each, counts, strict=True):
-                    results.append(count == 1)
-                    if count == 1:
-                        changed.append(update.job_id)
-            if changed:
-                self._changed(conn, changed, origin)
-        return results
+    async def write(
+        self, records: Sequence[JobRecord], updates: Sequence[RecordUpdate], *, origin: str
+    ) -> list[bool]:
+        """New records and updates by *origin* in one transaction (see ``GroupWrite.write``).
 
-    def _apply_one(self, conn: Connection, update: RecordUpdate) -> bool:
-        """An update with nothing to write (whether it would apply), or one with labels."""
-        if not update.fields:
-            return _exists(conn, update)
-        sql, params = update_statement(update)
-        ok: bool = conn.execute(sql, params).rowcount == 1
-        if ok:
-            _write_labels(conn, update.job_id, update.fields["labels"])
-        return ok
+        Raises:
+            JobError: A record with one of those ids exists, or two share one.
+            InsertedError: Written, but the answer was lost (the updates' outcomes unknown).
+            StoreError: The database failed (the cause chained).
+        """
+        check_new_ids(records)
+        _check_updates(updates)
+        if not records and not updates:
+            await anyio.lowlevel.checkpoint()
+            return []
+        told: Told = {origin: [record.id for record in records]} if records else {}
+        what = f"write {len(records)} new jobs and {len(updates)} updates"
+        applied = await self._run(
+            what, self._write, records, told, updates, origin, unsure=self._write_again if records else None
+        )
+        self._poke(origin)
+        return applied
+
+    def _write(
+        self,
+        conn: Connection,
+        records: Sequence[JobRecord],
+        told: Told,
+        updates: Sequence[RecordUpdate],
+        origin: str,
+    ) -> list[bool]:
+        return _sql_writes.write(conn, records, told, updates, origin, log=self._changed)
+
+    def _write_again(
+        self,
+        conn: Connection,
+        records: Sequence[JobRecord],
+        told: Told,
+        updates: Sequence[RecordUpdate],
+        origin: str,
+    ) -> list[bool]:
+        return _sql_writes.write_again(conn, records, told, updates, origin, log=self._changed)
 
     async def request_cancel(self, job_id: str, *, origin: str) -> State | None:
         """Ask for a job to be canceled; returns its state before, or ``None`` if unknown."""
@@ -242,7 +206,7 @@ class SQLStore(SQLCalls):
             ).fetchone()
             if row is None:
                 return None
-            before = _state(row, job_id)
+            before = state_of(row, job_id)
             if before is State.CREATED:
                 conn.execute(
                     "UPDATE anyjob_jobs SET state = ?, ended = ?, cancel_requested = 1 WHERE id = ?",
@@ -277,7 +241,7 @@ class SQLStore(SQLCalls):
             ).fetchone()
             if row is None:
                 return None
-            state = _state(row, job_id)
+            state = state_of(row, job_id)
             if state.is_done:
                 conn.execute("DELETE FROM anyjob_jobs WHERE id = ?", (job_id,))
                 conn.execute("DELETE FROM anyjob_labels WHERE job_id = ?", (job_id,))
@@ -458,41 +422,9 @@ class SQLStore(SQLCalls):
         return feed
 
 
-def _state(row: Any, job_id: str) -> State:
-    try:
-        return STATE_BY_VALUE[row["state"]]
-    except KeyError as exc:
-        msg = f"cannot decode the stored state of job {job_id!r}: {row['state']!r}"
-        raise StoreError(msg, job_id=job_id) from exc
-
-
-def _exists(conn: Connection, update: RecordUpdate) -> bool:
-    """An update with no fields applies when its record exists in an expected state."""
-    row = conn.execute("SELECT state, owner FROM anyjob_jobs WHERE id = ?", (update.job_id,)).fetchone()
-    return (
-        row is not None
-        and (update.expect is None or _state(row, update.job_id) in update.expect)
-        and (update.owner is None or row["owner"] == update.owner)
-    )
-
-
-def _write_labels(conn: Connection, job_id: str, labels: Mapping[str, str]) -> None:
-    conn.execute("DELETE FROM anyjob_labels WHERE job_id = ?", (job_id,))
-    _insert_labels(conn, job_id, labels)
-
-
-def _insert_labels(conn: Connection, job_id: str, labels: Mapping[str, str]) -> None:
-    conn.executemany(_INSERT_LABEL, [(job_id, key, value) for key, value in labels.items()])
-
-
-def _taken(conn: Connection, records: Sequence[JobRecord]) -> str:
-    """The first id of *records* a stored job has (the first of all if none has, now)."""
-    ids = [record.id for record in records]
-    for start in range(0, len(ids), _IDS_PER_QUERY):
-        chunk = ids[start : start + _IDS_PER_QUERY]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT id FROM anyjob_jobs WHERE id IN ({marks})", chunk).fetchall()  # noqa: S608 - placeholders
-        if rows:
-            stored = {row["id"] for row in rows}
-            return next(job_id for job_id in chunk if job_id in stored)
-    return ids[0]
+def _check_updates(updates: Sequence[RecordUpdate]) -> None:
+    for update in updates:
+        unknown = update.fields.keys() - _UPDATABLE
+        if unknown:
+            msg = f"cannot update {sorted(unknown)} of a job record"
+            raise ValueError(msg)
