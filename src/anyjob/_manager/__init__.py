@@ -16,7 +16,9 @@ module                  responsibility
 ``_queues``             the ready queue (priority, FIFO) and the delayed queue
 ``_pool``               worker tasks; runs a job in place or through an Executor
 ``_recorder``           the only writer of record state; retires a finished job
-``_sink``               how changes reach the store: in place or batched with claims
+``_sink``               how changes reach the store, chosen once: in place, or batched
+``_batch_sink``         batched changes, claims and (group commit) new records
+``_batch``              what waits for a batch's write: claims, new records, answers
 ``_follower``           other managers' changes, as one decision table
 ``_waiters``            ``wait`` calls by job id
 ``_publisher``          ``events()`` streams
