@@ -123,6 +123,8 @@ class BatchSink:
     async def insert_many(self, records: Sequence[JobRecord]) -> None:
         """One store call for several records (a store without ``insert_many``: one each).
 
+        Over a store with ``write`` they go in the next batch instead (group commit).
+
         Cancelled, what may have been written is withdrawn; one by one, those stored
         before an insert that failed are withdrawn too (recorded CANCELED).
         """
@@ -346,11 +348,8 @@ class BatchSink:
         except InsertedError:
             batch.records_stored()  # the updates' answers were lost: written again
             raise
-        except StoreError as exc:
-            for index, pending in enumerate(batch.inserts):
-                if pending is not None:
-                    batch.records_refused(index, exc)
-            raise
+        except StoreError:
+            raise  # nothing stored: Batch.finish hands this error to the submitters
         except Exception:  # noqa: BLE001 - a taken id (JobError): each submitter gets its own answer
             await self._insert_apart(batch)
             return await self._store.apply(updates, origin=self._origin) if updates else []
